@@ -1,0 +1,304 @@
+//! The watch cache: one per key prefix (one per resource type), in front of
+//! any [`Store`].
+//!
+//! - [`reflector`]: lists the prefix once, then follows one backend watch,
+//!   re-watching after a broken stream and re-listing after compaction.
+//! - [`state`]: the current objects, the window of recent events and the
+//!   registered watchers; every change is applied and fanned out under one lock.
+//! - [`watcher`]: [`CacheWatcher`], what a client's watch reads from.
+//!
+//! Lists are served from memory: a consistent list first waits until the
+//! cache has seen the backend's current revision (asking the backend watch
+//! for a progress notification, as kube-apiserver's consistent list from
+//! cache does).
+
+mod reflector;
+mod state;
+mod watcher;
+
+use std::ops::Bound;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::error::{Result, StorageError};
+use crate::store::Store;
+use crate::types::{KeyValue, RangeRequest, Revision};
+use state::State;
+pub use watcher::CacheWatcher;
+
+/// Tuning of one watch cache.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// How many recent events are kept for watchers that resume.
+    pub window: usize,
+    /// Events a watcher may have unread before it is cut off.
+    pub watcher_buffer: usize,
+    /// Keys per page of the initial list.
+    pub page_size: usize,
+    /// How often a quiet cache asks the backend for progress (and sends bookmarks).
+    pub progress_interval: Duration,
+    /// How long a consistent read waits for the cache to catch up.
+    pub fresh_timeout: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            window: 10_000,
+            watcher_buffer: 1024,
+            page_size: 5_000,
+            progress_interval: Duration::from_secs(5),
+            fresh_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What changed, as a Kubernetes watch reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// The key was created.
+    Added,
+    /// The key was updated.
+    Modified,
+    /// The key was deleted.
+    Deleted,
+}
+
+/// One change, shared by every watcher that receives it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CacheEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// The value after the change; for a delete, the last value with the
+    /// delete's revision as its mod revision.
+    pub object: Arc<KeyValue>,
+    /// The value before the change, if any.
+    pub prev: Option<Arc<KeyValue>>,
+    /// The revision of the change.
+    pub revision: Revision,
+}
+
+/// What a [`CacheWatcher`] yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchItem {
+    /// A change under the watched prefix.
+    Event(Arc<CacheEvent>),
+    /// Nothing under the prefix changed up to this revision.
+    Bookmark(Revision),
+}
+
+/// Which revision a read wants, as kube-apiserver's resourceVersion/resourceVersionMatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadRevision {
+    /// The latest state: wait until the cache has seen the store's current revision.
+    Consistent,
+    /// Whatever the cache holds now.
+    Any,
+    /// At least this revision.
+    NotOlderThan(Revision),
+    /// Exactly this revision (served by the store when the cache has moved on).
+    Exact(Revision),
+}
+
+/// A list request.
+#[derive(Clone, Debug)]
+pub struct ListOptions {
+    /// Keys under this prefix (within the cache's prefix).
+    pub prefix: String,
+    /// The first key of the page (inclusive).
+    pub start: Option<String>,
+    /// At most this many keys; 0 means all.
+    pub limit: usize,
+    /// Which revision to read.
+    pub revision: ReadRevision,
+}
+
+/// A page of a list.
+#[derive(Clone, Debug)]
+pub struct ListResult {
+    /// The values, in key order.
+    pub items: Vec<Arc<KeyValue>>,
+    /// The revision the page was read at.
+    pub revision: Revision,
+    /// How many keys follow this page.
+    pub remaining: usize,
+}
+
+/// Where a watch starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchStart {
+    /// Every event after this revision (`TooOld` when outside the window).
+    After(Revision),
+    /// Only changes from now on.
+    Now,
+    /// One `Added` event per current key, then every later change.
+    WithInitialState,
+}
+
+/// A watch request.
+#[derive(Clone, Debug)]
+pub struct WatchRequest {
+    /// Keys under this prefix (within the cache's prefix).
+    pub prefix: String,
+    /// Where to start.
+    pub start: WatchStart,
+}
+
+/// Shared between the handle, the reflector task and watchers.
+pub(crate) struct Inner {
+    store: Arc<dyn Store>,
+    prefix: String,
+    config: CacheConfig,
+    state: RwLock<State>,
+    /// The revision the cache has reached (0 until the first list is in).
+    revision: watch::Sender<Revision>,
+    /// Wakes the reflector to ask the backend for progress.
+    progress_wanted: Notify,
+}
+
+impl Inner {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A watch cache over the keys under one prefix. Dropping it stops the
+/// backend watch; watchers then end.
+pub struct WatchCache {
+    inner: Arc<Inner>,
+    _stop: watch::Sender<()>,
+}
+
+impl WatchCache {
+    /// Starts a cache of `prefix`: lists it, then follows a backend watch.
+    pub fn start(store: Arc<dyn Store>, prefix: &str, config: CacheConfig) -> Result<Self> {
+        if !prefix.starts_with(store.prefix()) {
+            return Err(StorageError::invalid(prefix, format!("it is outside the store prefix {:?}", store.prefix())));
+        }
+        let inner = Arc::new(Inner {
+            store,
+            prefix: prefix.to_string(),
+            state: RwLock::new(State::new(config.window)),
+            config,
+            revision: watch::channel(0).0,
+            progress_wanted: Notify::new(),
+        });
+        let (stop, stopped) = watch::channel(());
+        tokio::spawn(reflector::run(inner.clone(), stopped));
+        Ok(WatchCache { inner, _stop: stop })
+    }
+
+    /// The prefix this cache holds.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The revision the cache has caught up to.
+    pub fn revision(&self) -> Revision {
+        *self.inner.revision.borrow()
+    }
+
+    /// How many watchers are registered.
+    pub fn watcher_count(&self) -> usize {
+        self.inner.read().watcher_count()
+    }
+
+    /// Waits until the cache has seen `target`, asking the backend for progress.
+    async fn wait_for(&self, target: Revision) -> Result<()> {
+        let mut rx = self.inner.revision.subscribe();
+        if *rx.borrow() >= target && *rx.borrow() > 0 {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.inner.config.fresh_timeout;
+        loop {
+            self.inner.progress_wanted.notify_one();
+            let step = tokio::time::timeout(Duration::from_millis(100), rx.wait_for(|r| *r >= target && *r > 0));
+            match step.await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(_)) => return Err(StorageError::Unavailable("the watch cache stopped".into())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(StorageError::Timeout(self.inner.config.fresh_timeout))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn check_prefix(&self, prefix: &str) -> Result<()> {
+        if prefix.starts_with(&self.inner.prefix) {
+            Ok(())
+        } else {
+            Err(StorageError::invalid(prefix, format!("it is outside the cached prefix {:?}", self.inner.prefix)))
+        }
+    }
+
+    /// A page of the keys under `opts.prefix`.
+    pub async fn list(&self, opts: &ListOptions) -> Result<ListResult> {
+        self.check_prefix(&opts.prefix)?;
+        if let Some(start) = &opts.start {
+            if !start.starts_with(&opts.prefix) {
+                return Err(StorageError::invalid(start, "the start key is outside the listed prefix"));
+            }
+        }
+        match opts.revision {
+            ReadRevision::Consistent => {
+                let target = self.inner.store.current_revision().await?;
+                self.wait_for(target).await?;
+            }
+            ReadRevision::Any => self.wait_for(0).await?,
+            ReadRevision::NotOlderThan(r) => self.wait_for(r).await?,
+            ReadRevision::Exact(r) => {
+                self.wait_for(r).await?;
+                let page = self.inner.read().list(&opts.prefix, opts.start.as_deref(), opts.limit, Some(r));
+                return match page {
+                    Some(page) => Ok(page),
+                    None => self.list_from_store(opts, r).await,
+                };
+            }
+        }
+        let page = self.inner.read().list(&opts.prefix, opts.start.as_deref(), opts.limit, None);
+        page.ok_or_else(|| StorageError::Internal("cache list without a revision".into()))
+    }
+
+    async fn list_from_store(&self, opts: &ListOptions, revision: Revision) -> Result<ListResult> {
+        let req = RangeRequest { prefix: opts.prefix.clone(), start: opts.start.clone(), limit: opts.limit, revision: Some(revision) };
+        let page = self.inner.store.range(&req).await?;
+        Ok(ListResult { items: page.kvs.into_iter().map(Arc::new).collect(), revision: page.revision, remaining: page.remaining })
+    }
+
+    /// The value of `key` at the requested revision.
+    pub async fn get(&self, key: &str, revision: ReadRevision) -> Result<Option<Arc<KeyValue>>> {
+        self.check_prefix(key)?;
+        let opts = ListOptions { prefix: key.to_string(), start: None, limit: 1, revision };
+        let page = self.list(&opts).await?;
+        Ok(page.items.into_iter().find(|kv| kv.key == key))
+    }
+
+    /// Registers a watcher. `TooOld` when `After(r)` is older than the window.
+    pub async fn watch(&self, req: &WatchRequest) -> Result<CacheWatcher> {
+        self.check_prefix(&req.prefix)?;
+        match req.start {
+            WatchStart::After(r) => self.wait_for(r).await?,
+            _ => self.wait_for(0).await?,
+        }
+        let registered = self.inner.write().register(&req.prefix, req.start, self.inner.config.watcher_buffer);
+        let (id, start_revision, pending, rx, cut) = registered?;
+        Ok(CacheWatcher::new(Arc::downgrade(&self.inner), id, start_revision, pending, rx, cut))
+    }
+}
+
+/// The keys of `map` under `prefix` from `start`, in order.
+pub(crate) fn keys_from<'a, V>(
+    map: &'a std::collections::BTreeMap<String, V>,
+    prefix: &'a str,
+    start: Option<&str>,
+) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
+    let from = start.filter(|s| *s > prefix).unwrap_or(prefix).to_string();
+    map.range::<String, _>((Bound::Included(from), Bound::Unbounded)).take_while(move |(k, _)| k.starts_with(prefix))
+}

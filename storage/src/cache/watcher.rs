@@ -1,0 +1,87 @@
+//! [`CacheWatcher`]: the receiving end of one watch on the cache.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock, Weak};
+
+use tokio::sync::mpsc;
+
+use super::state::Cut;
+use super::{Inner, WatchItem};
+use crate::error::{Result, StorageError};
+use crate::types::Revision;
+
+/// One registered watch. Yields the replayed or initial events first, then
+/// live ones. Ends with an error when the cache cut it off; resume by
+/// watching again after [`CacheWatcher::last_revision`].
+pub struct CacheWatcher {
+    cache: Weak<Inner>,
+    id: u64,
+    start_revision: Revision,
+    pending: VecDeque<WatchItem>,
+    rx: mpsc::Receiver<WatchItem>,
+    cut: Arc<OnceLock<Cut>>,
+    last: Revision,
+    ended: bool,
+}
+
+impl CacheWatcher {
+    pub(crate) fn new(
+        cache: Weak<Inner>,
+        id: u64,
+        start_revision: Revision,
+        pending: VecDeque<WatchItem>,
+        rx: mpsc::Receiver<WatchItem>,
+        cut: Arc<OnceLock<Cut>>,
+    ) -> Self {
+        let last = start_revision;
+        CacheWatcher { cache, id, start_revision, pending, rx, cut, last, ended: false }
+    }
+
+    /// The cache revision when the watch was registered: the initial state
+    /// (with `WithInitialState`) is complete at this revision.
+    pub fn start_revision(&self) -> Revision {
+        self.start_revision
+    }
+
+    /// The revision of the last event or bookmark received.
+    pub fn last_revision(&self) -> Revision {
+        self.last
+    }
+
+    /// The next event or bookmark; `None` once the watch has ended.
+    pub async fn recv(&mut self) -> Option<Result<WatchItem>> {
+        if self.ended {
+            return None;
+        }
+        let item = match self.pending.pop_front() {
+            Some(item) => item,
+            None => match self.rx.recv().await {
+                Some(item) => item,
+                None => {
+                    self.ended = true;
+                    return match self.cut.get() {
+                        Some(Cut::TooSlow) => Some(Err(StorageError::WatcherTooSlow { last_revision: self.last })),
+                        Some(Cut::Reset { oldest }) => {
+                            Some(Err(StorageError::TooOld { requested: self.last, oldest: *oldest }))
+                        }
+                        None => None,
+                    };
+                }
+            },
+        };
+        match &item {
+            WatchItem::Event(e) if e.revision > self.last => self.last = e.revision,
+            WatchItem::Bookmark(r) if *r > self.last => self.last = *r,
+            _ => {}
+        }
+        Some(Ok(item))
+    }
+}
+
+impl Drop for CacheWatcher {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.upgrade() {
+            cache.write().remove(self.id);
+        }
+    }
+}

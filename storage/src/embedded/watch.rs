@@ -1,0 +1,77 @@
+//! Watches on the embedded store.
+//!
+//! A watch subscribes to the writer's broadcast first, then catches up from
+//! the history on disk, then follows the broadcast, skipping what it already
+//! delivered. A watch that falls behind the broadcast re-reads the history
+//! from its last revision, so it never skips an event.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{schema, Shared};
+use crate::error::{Result, StorageError};
+use crate::store::WatchSender;
+use crate::types::{Event, Revision, WatchMessage};
+
+/// Events read from disk per query while catching up.
+const CATCH_UP_PAGE: usize = 512;
+
+/// Runs one watch until its receiver is dropped or the store fails.
+pub(crate) async fn run(shared: Arc<Shared>, prefix: String, after: Revision, sender: WatchSender) {
+    if let Err(e) = follow(&shared, &prefix, after, &sender).await {
+        let _ = sender.tx.send(Err(e)).await;
+    }
+}
+
+/// Returns `Ok` when the receiver went away.
+async fn follow(shared: &Arc<Shared>, prefix: &str, mut after: Revision, sender: &WatchSender) -> Result<()> {
+    loop {
+        let mut live = shared.hub.subscribe();
+        // Everything up to `floor` under the prefix has been delivered.
+        let mut floor;
+        loop {
+            let (p, a) = (prefix.to_string(), after);
+            let (events, snapshot) = shared
+                .read(move |c| schema::in_snapshot(c, |tx| schema::events_after(tx, &p, a, CATCH_UP_PAGE)))
+                .await?;
+            floor = snapshot.max(after);
+            let Some(last) = events.last().map(Event::revision) else { break };
+            after = last;
+            if sender.tx.send(Ok(WatchMessage::Events(events))).await.is_err() {
+                return Ok(());
+            }
+        }
+        loop {
+            tokio::select! {
+                _ = sender.tx.closed() => return Ok(()),
+                _ = sender.progress.notified() => {
+                    if sender.tx.send(Ok(WatchMessage::Progress(floor))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                got = live.recv() => match got {
+                    Ok(batch) => {
+                        let events: Vec<Event> = batch
+                            .events
+                            .iter()
+                            .filter(|e| e.revision() > floor && e.key().starts_with(prefix))
+                            .cloned()
+                            .collect();
+                        floor = floor.max(batch.revision);
+                        if !events.is_empty() {
+                            if sender.tx.send(Ok(WatchMessage::Events(events))).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        after = floor;
+                        break;
+                    }
+                    Err(RecvError::Closed) => return Err(StorageError::Unavailable("the store was closed".into())),
+                },
+            }
+        }
+    }
+}
