@@ -64,6 +64,8 @@ pub struct EtcdStore {
     watch: WatchClient,
     keys: KeySpace,
     timeout: Duration,
+    /// Whether etcd answers progress requests correctly (see [`Store::progress_on_request`]).
+    reliable_progress: bool,
 }
 
 /// How many deletes of a prefix delete are in flight at once.
@@ -91,7 +93,17 @@ impl EtcdStore {
             Client::connect(&endpoints, Some(opts)).await.map_err(map_err)
         })
         .await?;
+        let mut maintenance = client.maintenance_client();
+        let status = with_deadline(cfg.request_timeout, async move { maintenance.status().await.map_err(map_err) }).await?;
+        let reliable_progress = progress_requests_are_reliable(status.version());
+        if !reliable_progress {
+            tracing::info!(
+                version = status.version(),
+                "etcd answers progress requests out of order before 3.4.31/3.5.13; using periodic progress notifications"
+            );
+        }
         Ok(EtcdStore {
+            reliable_progress,
             kv: client.kv_client().max_decoding_message_size(cfg.max_message_size).max_encoding_message_size(cfg.max_message_size),
             watch: client.watch_client().max_decoding_message_size(cfg.max_message_size),
             keys: KeySpace::new(&cfg.prefix),
@@ -110,6 +122,18 @@ impl EtcdStore {
             Some(current) => StorageError::Conflict { expected, current: Box::new(current) },
             None => StorageError::NotFound { key: key.to_string() },
         }
+    }
+}
+
+/// etcd fixed progress responses overtaking events in 3.4.31 and 3.5.13.
+fn progress_requests_are_reliable(version: &str) -> bool {
+    let parts: Vec<u64> = version.split(['.', '-', '+']).take(3).filter_map(|p| p.parse().ok()).collect();
+    match parts.as_slice() {
+        [3, 4, patch] => *patch >= 31,
+        [3, 5, patch] => *patch >= 13,
+        [3, minor, _] => *minor > 5,
+        [major, ..] => *major > 3,
+        _ => false,
     }
 }
 
@@ -182,10 +206,28 @@ fn prev_kv_of(resp: &etcd_client::TxnResponse) -> Option<KeyValue> {
     })
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn knows_which_etcd_versions_answer_progress_in_order() {
+        use super::progress_requests_are_reliable as ok;
+        assert!(!ok("3.4.23"));
+        assert!(ok("3.4.31"));
+        assert!(!ok("3.5.12"));
+        assert!(ok("3.5.13"));
+        assert!(ok("3.6.0"));
+        assert!(!ok("garbage"));
+    }
+}
+
 #[async_trait]
 impl Store for EtcdStore {
     fn prefix(&self) -> &str {
         self.keys.root()
+    }
+
+    fn progress_on_request(&self) -> bool {
+        self.reliable_progress
     }
 
     async fn current_revision(&self) -> Result<Revision> {
@@ -335,12 +377,15 @@ impl Store for EtcdStore {
         if after < 0 {
             return Err(StorageError::invalid(prefix, format!("revision {after} is negative")));
         }
-        let opts = WatchOptions::new().with_prefix().with_start_revision(after + 1).with_prev_key();
+        let mut opts = WatchOptions::new().with_prefix().with_start_revision(after + 1).with_prev_key();
+        if !self.reliable_progress {
+            opts = opts.with_progress_notify();
+        }
         let mut client = self.watch.clone();
         let key = prefix.to_string();
         let stream = with_deadline(self.timeout, async move { client.watch(key, Some(opts)).await.map_err(map_err) }).await?;
         let (sender, watch) = WatchStream::channel(64);
-        tokio::spawn(pump_watch(stream, sender, after));
+        tokio::spawn(pump_watch(stream, sender, after, self.reliable_progress));
         Ok(watch)
     }
 
@@ -374,11 +419,13 @@ fn collect_delete(done: Option<Result<Result<Deleted>, tokio::task::JoinError>>,
 
 /// Moves messages from an etcd watch stream to the storage watch stream until
 /// either side ends.
-async fn pump_watch(mut stream: etcd_client::WatchStream, sender: WatchSender, after: Revision) {
+/// With `answer_progress` false, progress requests are ignored and only
+/// etcd's periodic notifications (which are ordered with events) come through.
+async fn pump_watch(mut stream: etcd_client::WatchStream, sender: WatchSender, after: Revision, answer_progress: bool) {
     loop {
         let msg = tokio::select! {
             _ = sender.tx.closed() => return,
-            _ = sender.progress.notified() => {
+            _ = sender.progress.notified(), if answer_progress => {
                 if let Err(e) = stream.request_progress().await {
                     let _ = sender.tx.send(Err(map_err(e))).await;
                     return;

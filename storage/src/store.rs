@@ -18,6 +18,14 @@ pub trait Store: Send + Sync + 'static {
     /// The prefix every key must start with, with its trailing `/`.
     fn prefix(&self) -> &str;
 
+    /// True when [`WatchStream::request_progress`] is answered promptly and
+    /// reliably. etcd before 3.4.31 / 3.5.13 could report a progress revision
+    /// ahead of events still in flight, so there the etcd backend relies on
+    /// etcd's periodic progress notifications instead.
+    fn progress_on_request(&self) -> bool {
+        true
+    }
+
     /// The current store-wide revision.
     async fn current_revision(&self) -> Result<Revision>;
 

@@ -47,6 +47,9 @@ impl Etcd {
             .args(["--initial-cluster", &format!("test={peer}"), "--initial-cluster-state", "new"])
             .args(["--heartbeat-interval", "10", "--election-timeout", "50", "--log-level", "error"])
             .args(["--quota-backend-bytes", "4294967296"])
+            // Quiet watchers learn the revision through etcd's periodic progress
+            // notifications (etcd before 3.4.31 answers explicit requests unreliably).
+            .args(["--experimental-watch-progress-notify-interval", "200ms"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -146,13 +146,17 @@ pub struct WatchRequest {
     pub start: WatchStart,
 }
 
+/// How long a consistent read waits for in-flight events when the backend
+/// cannot be asked for progress, before it reads the store instead.
+const CONSISTENT_READ_PATIENCE: Duration = Duration::from_millis(50);
+
 /// Shared between the handle, the reflector task and watchers.
 pub(crate) struct Inner {
     store: Arc<dyn Store>,
     prefix: String,
     config: CacheConfig,
     state: RwLock<State>,
-    /// The revision the cache has reached (0 until the first list is in).
+    /// The revision the cache has reached (-1 until the first list is in).
     revision: watch::Sender<Revision>,
     /// Wakes the reflector to ask the backend for progress.
     progress_wanted: Notify,
@@ -186,7 +190,7 @@ impl WatchCache {
             prefix: prefix.to_string(),
             state: RwLock::new(State::new(config.window)),
             config,
-            revision: watch::channel(0).0,
+            revision: watch::channel(-1).0,
             progress_wanted: Notify::new(),
         });
         let (stop, stopped) = watch::channel(());
@@ -209,24 +213,33 @@ impl WatchCache {
         self.inner.read().watcher_count()
     }
 
-    /// Waits until the cache has seen `target`, asking the backend for progress.
-    async fn wait_for(&self, target: Revision) -> Result<()> {
+    /// Waits until the cache has seen `target`, asking the backend for
+    /// progress; false when it has not within `patience`.
+    async fn wait_for(&self, target: Revision, patience: Duration) -> Result<bool> {
         let mut rx = self.inner.revision.subscribe();
-        if *rx.borrow() >= target && *rx.borrow() > 0 {
-            return Ok(());
+        let reached = |r: &Revision| *r >= target && *r >= 0;
+        if reached(&rx.borrow()) {
+            return Ok(true);
         }
-        let deadline = tokio::time::Instant::now() + self.inner.config.fresh_timeout;
+        let deadline = tokio::time::Instant::now() + patience;
         loop {
             self.inner.progress_wanted.notify_one();
-            let step = tokio::time::timeout(Duration::from_millis(100), rx.wait_for(|r| *r >= target && *r > 0));
-            match step.await {
-                Ok(Ok(_)) => return Ok(()),
+            let step = deadline.min(tokio::time::Instant::now() + Duration::from_millis(100));
+            match tokio::time::timeout_at(step, rx.wait_for(reached)).await {
+                Ok(Ok(_)) => return Ok(true),
                 Ok(Err(_)) => return Err(StorageError::Unavailable("the watch cache stopped".into())),
-                Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(StorageError::Timeout(self.inner.config.fresh_timeout))
-                }
+                Err(_) if tokio::time::Instant::now() >= deadline => return Ok(false),
                 Err(_) => {}
             }
+        }
+    }
+
+    /// Waits until the cache can serve reads at `target`: `Timeout` when it cannot.
+    async fn fresh(&self, target: Revision) -> Result<()> {
+        let patience = self.inner.config.fresh_timeout;
+        match self.wait_for(target, patience).await? {
+            true => Ok(()),
+            false => Err(StorageError::Timeout(patience)),
         }
     }
 
@@ -246,28 +259,36 @@ impl WatchCache {
                 return Err(StorageError::invalid(start, "the start key is outside the listed prefix"));
             }
         }
-        match opts.revision {
+        let target = match opts.revision {
             ReadRevision::Consistent => {
                 let target = self.inner.store.current_revision().await?;
-                self.wait_for(target).await?;
+                if !self.inner.store.progress_on_request() {
+                    // Progress cannot be asked for: give in-flight events a
+                    // moment, then read the store itself.
+                    if !self.wait_for(target, CONSISTENT_READ_PATIENCE).await? {
+                        return self.list_from_store(opts, None).await;
+                    }
+                }
+                target
             }
-            ReadRevision::Any => self.wait_for(0).await?,
-            ReadRevision::NotOlderThan(r) => self.wait_for(r).await?,
-            ReadRevision::Exact(r) => {
-                self.wait_for(r).await?;
-                let page = self.inner.read().list(&opts.prefix, opts.start.as_deref(), opts.limit, Some(r));
-                return match page {
-                    Some(page) => Ok(page),
-                    None => self.list_from_store(opts, r).await,
-                };
-            }
+            ReadRevision::Any => 0,
+            ReadRevision::NotOlderThan(r) | ReadRevision::Exact(r) => r,
+        };
+        self.fresh(target).await?;
+        let exact = match opts.revision {
+            ReadRevision::Exact(r) => Some(r),
+            _ => None,
+        };
+        let page = self.inner.read().list(&opts.prefix, opts.start.as_deref(), opts.limit, exact);
+        match (page, exact) {
+            (Some(page), _) => Ok(page),
+            (None, Some(r)) => self.list_from_store(opts, Some(r)).await,
+            (None, None) => Err(StorageError::Internal("cache list without a revision".into())),
         }
-        let page = self.inner.read().list(&opts.prefix, opts.start.as_deref(), opts.limit, None);
-        page.ok_or_else(|| StorageError::Internal("cache list without a revision".into()))
     }
 
-    async fn list_from_store(&self, opts: &ListOptions, revision: Revision) -> Result<ListResult> {
-        let req = RangeRequest { prefix: opts.prefix.clone(), start: opts.start.clone(), limit: opts.limit, revision: Some(revision) };
+    async fn list_from_store(&self, opts: &ListOptions, revision: Option<Revision>) -> Result<ListResult> {
+        let req = RangeRequest { prefix: opts.prefix.clone(), start: opts.start.clone(), limit: opts.limit, revision };
         let page = self.inner.store.range(&req).await?;
         Ok(ListResult { items: page.kvs.into_iter().map(Arc::new).collect(), revision: page.revision, remaining: page.remaining })
     }
@@ -284,8 +305,8 @@ impl WatchCache {
     pub async fn watch(&self, req: &WatchRequest) -> Result<CacheWatcher> {
         self.check_prefix(&req.prefix)?;
         match req.start {
-            WatchStart::After(r) => self.wait_for(r).await?,
-            _ => self.wait_for(0).await?,
+            WatchStart::After(r) => self.fresh(r).await?,
+            _ => self.fresh(0).await?,
         }
         let registered = self.inner.write().register(&req.prefix, req.start, self.inner.config.watcher_buffer);
         let (id, start_revision, pending, rx, cut) = registered?;
