@@ -1,7 +1,11 @@
 //! Test harness: starts a real etcd (Debian's `etcd-server`) on free loopback
 //! ports with a temporary data dir and short election timeouts, so it is
-//! ready in well under a second. Used by every crate's tests and the benches.
+//! ready in well under a second; and the real `tpr-apiserver` binary as a
+//! child process. Used by every crate's tests and the benches.
 #![forbid(unsafe_code)]
+
+mod server;
+pub use server::{binary as apiserver_binary, Server};
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -103,9 +107,30 @@ impl Etcd {
 
     /// Kills etcd at once (SIGKILL), keeping its data.
     pub fn kill(&mut self) {
+        let _ = self.resume();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes etcd (SIGSTOP): it keeps its connections but answers nothing.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Thaws a paused etcd (SIGCONT).
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, sig: &str) -> io::Result<()> {
+        let pid = self.child.as_ref().map(|c| c.id()).ok_or_else(|| io::Error::other("etcd is not running"))?;
+        let status = Command::new("kill").arg(sig).arg(pid.to_string()).status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill {sig} {pid} failed")))
         }
     }
 

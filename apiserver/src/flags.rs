@@ -1,0 +1,81 @@
+//! Command-line flags, named like kube-apiserver's.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// tpr-apiserver: ThirdPartyResources as an aggregated API server.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "tpr-apiserver", version, about)]
+pub struct Flags {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: IpAddr,
+    /// The port to listen on; 0 picks a free one (logged when ready).
+    #[arg(long, default_value_t = 8443)]
+    pub secure_port: u16,
+    /// Where the embedded store (and later certificates and kubeconfig) live.
+    #[arg(long, default_value = "tpr-data")]
+    pub data_dir: PathBuf,
+    /// etcd client URLs, comma-separated; when empty, the embedded store is used.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// The prefix of every key in the store.
+    #[arg(long, default_value = "/registry")]
+    pub etcd_prefix: String,
+    /// CA bundle that signed etcd's serving certificate.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Key of the etcd client certificate.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// How often to compact store history, e.g. `5m`, `30s`; `0` disables.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub etcd_compaction_interval: std::time::Duration,
+    /// Log format: `text` or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Parses `300ms`, `30s`, `5m`, `1h` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let ms = match unit {
+        "ms" => n,
+        "" | "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        _ => return Err(format!("invalid duration unit in {s:?}; use ms, s, m or h")),
+    };
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations_like_kube_flags() {
+        assert_eq!(parse_duration("5m"), Ok(std::time::Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(std::time::Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(std::time::Duration::ZERO));
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn defaults_use_the_embedded_store_on_loopback() {
+        let f = Flags::parse_from(["tpr-apiserver"]);
+        assert!(f.etcd_servers.is_empty());
+        assert_eq!(f.secure_port, 8443);
+        assert_eq!(f.bind_address.to_string(), "127.0.0.1");
+        let f = Flags::parse_from(["tpr-apiserver", "--etcd-servers", "http://127.0.0.1:1,http://127.0.0.1:2"]);
+        assert_eq!(f.etcd_servers.len(), 2);
+    }
+}

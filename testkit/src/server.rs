@@ -1,0 +1,86 @@
+//! Starts the real `tpr-apiserver` binary and finds its URL in the ready log line.
+
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running `tpr-apiserver`; killed when dropped.
+pub struct Server {
+    child: Child,
+    url: String,
+    log: mpsc::Receiver<String>,
+}
+
+/// The binary: `$TPR_APISERVER_BIN`, else `target/debug/tpr-apiserver` of this workspace.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("TPR_APISERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
+    target.join("debug").join("tpr-apiserver")
+}
+
+impl Server {
+    /// Starts `binary` with `args` (plus `--secure-port 0`) and waits for the ready line.
+    pub fn start(binary: &Path, args: &[&str]) -> io::Result<Server> {
+        let mut child = Command::new(binary)
+            .args(args)
+            .args(["--secure-port", "0"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {} ({e}); build it first", binary.display())))?;
+        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr"))?;
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let line = log
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not log its ready line"))?;
+            if let Some(at) = line.find("ready at ") {
+                let url = line[at + "ready at ".len()..].split_whitespace().next().unwrap_or_default().to_string();
+                return Ok(Server { child, url, log });
+            }
+        }
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Log lines printed since the ready line (non-blocking).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> io::Result<ExitStatus> {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(io::Error::new(io::ErrorKind::TimedOut, "the server did not exit within 6 s of SIGTERM"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
