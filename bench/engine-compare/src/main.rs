@@ -107,6 +107,7 @@ fn measure(e: &mut dyn Engine, batch: usize, next: &mut u64) -> f64 {
 }
 
 fn main() {
+    if std::env::var("OURS").is_ok() { ours_like(); return; }
     let dir = tempfile::tempdir_in(".").unwrap();
     let mut engines: Vec<Box<dyn Engine>> = vec![
         Box::new(Redb(redb::Database::create(dir.path().join("redb")).unwrap())),
@@ -141,4 +142,30 @@ fn main() {
         let scan_ms = t.elapsed().as_secs_f64() * 100.0;
         println!("{:<8} {:>14.0} {:>16.0} {:>16.0} {:>11.2} ({count} rows)", e.name(), one, sixteen, many, scan_ms);
     }
+}
+
+#[allow(dead_code)]
+pub fn ours_like() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let c = rusqlite::Connection::open(dir.path().join("o.sqlite")).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+        CREATE TABLE history(rev INTEGER PRIMARY KEY, key TEXT NOT NULL, create_rev INTEGER NOT NULL, value BLOB);
+        CREATE UNIQUE INDEX history_by_key ON history(key, rev);").unwrap();
+    let mut c = c;
+    let start = Instant::now();
+    let mut n = 0i64;
+    while start.elapsed() < RUN {
+        n += 1;
+        let key = format!("/registry/x/1-0-{n}");
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+        {
+            let mut st = tx.prepare_cached("SELECT rev, create_rev, value FROM history WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC LIMIT 1").unwrap();
+            let _ = st.query_row((key.as_str(), i64::MAX), |_| Ok(())).ok();
+            tx.prepare_cached("INSERT INTO history(key, rev, create_rev, value) VALUES (?1, ?2, ?3, ?4)").unwrap()
+                .execute((key.as_str(), n, n, &VALUE[..])).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    println!("ours-like single-thread: {:.0}/s", n as f64 / start.elapsed().as_secs_f64());
 }

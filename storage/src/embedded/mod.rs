@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     compacted: AtomicI64,
     hub: broadcast::Sender<Arc<Committed>>,
     readers: Mutex<Vec<Connection>>,
+    /// The runtime that opened the store, where answers are delivered.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Shared {
@@ -123,6 +125,7 @@ impl EmbeddedStore {
             compacted: AtomicI64::new(compacted),
             hub,
             readers: Mutex::new(Vec::new()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         });
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         writer::spawn(conn, queue, shared.clone())?;

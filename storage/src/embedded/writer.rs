@@ -67,7 +67,7 @@ pub(crate) fn spawn(conn: Connection, queue: mpsc::Receiver<WriteOp>, shared: Ar
 
 fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>, shared: Arc<Shared>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.blocking_recv() {
+    while let Some(first) = next_op(&mut queue) {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -78,6 +78,23 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>, shared: Arc<Sha
         commit(&mut conn, &mut batch, &shared);
     }
 }
+
+/// The next write: spins briefly (a caller usually sends its next write
+/// right after its answer) before parking the thread.
+fn next_op(queue: &mut mpsc::Receiver<WriteOp>) -> Option<WriteOp> {
+    let spin_until = std::time::Instant::now() + SPIN;
+    while std::time::Instant::now() < spin_until {
+        match queue.try_recv() {
+            Ok(op) => return Some(op),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    queue.blocking_recv()
+}
+
+/// How long the writer spins for the next write before it sleeps.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Applies and commits one batch, then answers every write in it.
 fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
@@ -90,9 +107,6 @@ fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
         for op in batch.drain(..) {
             outcomes.push(apply(&tx, op, &mut revision, &mut events, shared)?);
         }
-        if revision != start {
-            schema::set_meta(&tx, "revision", revision)?;
-        }
         tx.commit().map_err(sql_err)
     })();
     // Ops not reached because an earlier one failed hard are answered too.
@@ -104,7 +118,7 @@ fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
                 // No receiver (no watcher) is fine.
                 let _ = shared.hub.send(Arc::new(Committed { revision, events }));
             }
-            outcomes.into_iter().for_each(Outcome::send);
+            answer(outcomes, shared);
         }
         Err(e) => {
             tracing::error!(error = %e, "embedded store commit failed");
@@ -113,6 +127,16 @@ fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
     }
     for op in leftover {
         fail_op(op, StorageError::Internal("commit aborted".into()));
+    }
+}
+
+/// Sends the answers of a commit. From inside the runtime (one task per
+/// commit), waking the callers is cheap; from this thread each wake-up would
+/// be a system call, and the writer would spend its time on them.
+fn answer(outcomes: Vec<Outcome>, shared: &Shared) {
+    match &shared.runtime {
+        Some(rt) => drop(rt.spawn(async move { outcomes.into_iter().for_each(Outcome::send) })),
+        None => outcomes.into_iter().for_each(Outcome::send),
     }
 }
 
