@@ -23,7 +23,11 @@ use crate::health;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, store: Arc<dyn Store>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -55,7 +59,11 @@ pub async fn serve(listener: TcpListener, store: Arc<dyn Store>, shutdown: impl 
     Ok(())
 }
 
-async fn handle(req: Request<Incoming>, store: Arc<dyn Store>, _peer: SocketAddr) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    store: Arc<dyn Store>,
+    _peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if let Some(resp) = health::answer(req.uri().path(), &store).await {
         return Ok(resp);
     }

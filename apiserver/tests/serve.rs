@@ -45,7 +45,9 @@ fn readyz_fails_when_etcd_is_gone() {
     let mut etcd = testkit::Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_tpr-apiserver"));
-    let server = testkit::Server::start(bin, &["--data-dir", dir.path().to_str().unwrap(), "--etcd-servers", &etcd.endpoint()]).unwrap();
+    let server =
+        testkit::Server::start(bin, &["--data-dir", dir.path().to_str().unwrap(), "--etcd-servers", &etcd.endpoint()])
+            .unwrap();
     etcd.kill();
     let (code, body) = get(server.url(), "/readyz");
     assert_eq!(code, 500, "{body}");

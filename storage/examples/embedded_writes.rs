@@ -23,7 +23,10 @@ async fn main() {
                 tokio::spawn(async move {
                     let mut i = 0u64;
                     while Instant::now() < until {
-                        store.create(&format!("/registry/x/{n}-{w}-{i}"), Bytes::from_static(&[b'v'; 500])).await.expect("create");
+                        store
+                            .create(&format!("/registry/x/{n}-{w}-{i}"), Bytes::from_static(&[b'v'; 500]))
+                            .await
+                            .expect("create");
                         done.fetch_add(1, Ordering::Relaxed);
                         i += 1;
                     }
@@ -33,6 +36,9 @@ async fn main() {
         for t in tasks {
             t.await.expect("task");
         }
-        println!("{n:>4} in flight: {:.0} durable creates/s", done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64());
+        println!(
+            "{n:>4} in flight: {:.0} durable creates/s",
+            done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+        );
     }
 }

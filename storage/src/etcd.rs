@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Certificate, Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType,
-    GetOptions, Identity, KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
+    Certificate, Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
+    Identity, KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
 };
 use tokio::task::JoinSet;
 
@@ -85,7 +85,8 @@ impl EtcdStore {
         if cfg.ca_file.is_some() || cfg.cert_file.is_some() {
             opts = opts.with_tls(tls_options(cfg)?);
         }
-        let endpoints: Vec<String> = cfg.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
+        let endpoints: Vec<String> =
+            cfg.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
         if endpoints.is_empty() {
             return Err(StorageError::Unavailable("no etcd endpoints configured".into()));
         }
@@ -94,7 +95,8 @@ impl EtcdStore {
         })
         .await?;
         let mut maintenance = client.maintenance_client();
-        let status = with_deadline(cfg.request_timeout, async move { maintenance.status().await.map_err(map_err) }).await?;
+        let status =
+            with_deadline(cfg.request_timeout, async move { maintenance.status().await.map_err(map_err) }).await?;
         let reliable_progress = progress_requests_are_reliable(status.version());
         if !reliable_progress {
             tracing::info!(
@@ -104,7 +106,10 @@ impl EtcdStore {
         }
         Ok(EtcdStore {
             reliable_progress,
-            kv: client.kv_client().max_decoding_message_size(cfg.max_message_size).max_encoding_message_size(cfg.max_message_size),
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(cfg.max_message_size)
+                .max_encoding_message_size(cfg.max_message_size),
             watch: client.watch_client().max_decoding_message_size(cfg.max_message_size),
             keys: KeySpace::new(&cfg.prefix),
             timeout: cfg.request_timeout,
@@ -206,20 +211,6 @@ fn prev_kv_of(resp: &etcd_client::TxnResponse) -> Option<KeyValue> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn knows_which_etcd_versions_answer_progress_in_order() {
-        use super::progress_requests_are_reliable as ok;
-        assert!(!ok("3.4.23"));
-        assert!(ok("3.4.31"));
-        assert!(!ok("3.5.12"));
-        assert!(ok("3.5.13"));
-        assert!(ok("3.6.0"));
-        assert!(!ok("garbage"));
-    }
-}
-
 #[async_trait]
 impl Store for EtcdStore {
     fn prefix(&self) -> &str {
@@ -252,7 +243,10 @@ impl Store for EtcdStore {
         self.keys.check_prefix(&req.prefix)?;
         let start = match &req.start {
             Some(s) if !s.starts_with(&req.prefix) => {
-                return Err(StorageError::invalid(s, format!("the start key is outside the range prefix {:?}", req.prefix)))
+                return Err(StorageError::invalid(
+                    s,
+                    format!("the start key is outside the range prefix {:?}", req.prefix),
+                ))
             }
             Some(s) => s.clone(),
             None => req.prefix.clone(),
@@ -351,7 +345,12 @@ impl Store for EtcdStore {
         let mut deleted = Vec::new();
         loop {
             let page = self
-                .range(&RangeRequest { prefix: prefix.to_string(), start: None, limit: DELETE_PAGE as usize, revision: None })
+                .range(&RangeRequest {
+                    prefix: prefix.to_string(),
+                    start: None,
+                    limit: DELETE_PAGE as usize,
+                    revision: None,
+                })
                 .await?;
             if page.kvs.is_empty() {
                 break;
@@ -383,7 +382,8 @@ impl Store for EtcdStore {
         }
         let mut client = self.watch.clone();
         let key = prefix.to_string();
-        let stream = with_deadline(self.timeout, async move { client.watch(key, Some(opts)).await.map_err(map_err) }).await?;
+        let stream =
+            with_deadline(self.timeout, async move { client.watch(key, Some(opts)).await.map_err(map_err) }).await?;
         let (sender, watch) = WatchStream::channel(64);
         tokio::spawn(pump_watch(stream, sender, after, self.reliable_progress));
         Ok(watch)
@@ -391,12 +391,15 @@ impl Store for EtcdStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         let mut kv = self.kv.clone();
-        let result =
-            with_deadline(self.timeout, async move { Ok(kv.compact(revision, Some(CompactionOptions::new().with_physical())).await) })
-                .await?;
+        let result = with_deadline(self.timeout, async move {
+            Ok(kv.compact(revision, Some(CompactionOptions::new().with_physical())).await)
+        })
+        .await?;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_out_of_range(&e, "compacted") => Err(StorageError::Compacted { requested: revision, compacted: 0 }),
+            Err(e) if is_out_of_range(&e, "compacted") => {
+                Err(StorageError::Compacted { requested: revision, compacted: 0 })
+            }
             Err(e) if is_out_of_range(&e, "future revision") => {
                 let current = self.current_revision().await?;
                 Err(StorageError::FutureRevision { requested: revision, current })
@@ -446,7 +449,9 @@ async fn pump_watch(mut stream: etcd_client::WatchStream, sender: WatchSender, a
             }
             Ok(Some(resp)) if resp.created() && resp.events().is_empty() => continue,
             Ok(Some(resp)) if resp.events().is_empty() => Ok(WatchMessage::Progress(header_revision(resp.header()))),
-            Ok(Some(resp)) => resp.events().iter().map(convert_event).collect::<Result<Vec<_>>>().map(WatchMessage::Events),
+            Ok(Some(resp)) => {
+                resp.events().iter().map(convert_event).collect::<Result<Vec<_>>>().map(WatchMessage::Events)
+            }
             Ok(None) => Err(StorageError::Unavailable("etcd closed the watch stream".into())),
             Err(e) => Err(map_err(e)),
         };
@@ -464,4 +469,18 @@ fn convert_event(ev: &etcd_client::Event) -> Result<Event> {
         EventType::Put => Event::Put { kv: convert(kv)?, prev },
         EventType::Delete => Event::Delete { key: convert(kv)?.key, revision: kv.mod_revision(), prev },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn knows_which_etcd_versions_answer_progress_in_order() {
+        use super::progress_requests_are_reliable as ok;
+        assert!(!ok("3.4.23"));
+        assert!(ok("3.4.31"));
+        assert!(!ok("3.5.12"));
+        assert!(ok("3.5.13"));
+        assert!(ok("3.6.0"));
+        assert!(!ok("garbage"));
+    }
 }

@@ -26,7 +26,9 @@ pub mod keys;
 pub mod store;
 pub mod types;
 
-pub use cache::{CacheConfig, CacheEvent, CacheWatcher, ListOptions, ListResult, ReadRevision, WatchCache, WatchItem, WatchRequest};
+pub use cache::{
+    CacheConfig, CacheEvent, CacheWatcher, ListOptions, ListResult, ReadRevision, WatchCache, WatchItem, WatchRequest,
+};
 pub use compaction::{spawn_compactor, CompactionPolicy};
 pub use embedded::{EmbeddedConfig, EmbeddedStore};
 pub use error::{Result, StorageError};

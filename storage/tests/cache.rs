@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{harness, Backend};
 use storage::cache::{EventKind, WatchStart};
-use storage::{CacheConfig, CacheWatcher, ListOptions, ReadRevision, StorageError, WatchCache, WatchItem, WatchRequest};
+use storage::{
+    CacheConfig, CacheWatcher, ListOptions, ReadRevision, StorageError, WatchCache, WatchItem, WatchRequest,
+};
 
 fn val(s: &str) -> Bytes {
     Bytes::from(s.to_string())
@@ -42,7 +44,10 @@ async fn consistent_list_sees_every_acknowledged_write(b: Backend) {
         let kv = s.create(&format!("/registry/g/r/ns/k{i:02}"), val("v")).await.unwrap();
         let page = cache.list(&list_all("/registry/g/r/", ReadRevision::Consistent)).await.unwrap();
         assert!(page.revision >= kv.mod_revision);
-        assert!(page.items.iter().any(|o| o.key == kv.key), "a consistent list must include the write just acknowledged");
+        assert!(
+            page.items.iter().any(|o| o.key == kv.key),
+            "a consistent list must include the write just acknowledged"
+        );
     }
     // A write outside the prefix moves the store revision: consistent reads still answer (via progress).
     let other = s.create("/registry/elsewhere/x", val("x")).await.unwrap();
@@ -102,7 +107,10 @@ async fn watchers_resume_from_the_window_or_get_too_old(b: Backend) {
         other => panic!("expected TooOld, got {:?}", other.map(|_| ())),
     }
     // Initial state: one ADDED per current key, then live events.
-    let mut init = cache.watch(&WatchRequest { prefix: "/registry/g/r/ns/".into(), start: WatchStart::WithInitialState }).await.unwrap();
+    let mut init = cache
+        .watch(&WatchRequest { prefix: "/registry/g/r/ns/".into(), start: WatchStart::WithInitialState })
+        .await
+        .unwrap();
     for _ in 0..12 {
         assert_eq!(next_event(&mut init).await.kind, EventKind::Added);
     }

@@ -81,7 +81,9 @@ async fn conditional_writes_return_the_winner(b: Backend) {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let s = h.store.clone();
-        tasks.push(tokio::spawn(async move { s.update("/registry/t/race", val(&i.to_string()), Some(base.mod_revision)).await }));
+        tasks.push(tokio::spawn(async move {
+            s.update("/registry/t/race", val(&i.to_string()), Some(base.mod_revision)).await
+        }));
     }
     let mut wins = 0;
     for t in tasks {
@@ -297,7 +299,9 @@ async fn concurrent_creates_all_land(b: Backend) {
     let mut tasks = Vec::new();
     for i in 0..64 {
         let s: Arc<dyn Store> = h.store.clone();
-        tasks.push(tokio::spawn(async move { s.create(&format!("/registry/cc/{i}"), val("x")).await.unwrap().mod_revision }));
+        tasks.push(tokio::spawn(async move {
+            s.create(&format!("/registry/cc/{i}"), val("x")).await.unwrap().mod_revision
+        }));
     }
     let mut revs = Vec::new();
     for t in tasks {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use storage::cache::WatchStart;
-use storage::{CacheConfig, EmbeddedConfig, EmbeddedStore, EtcdStore, StorageError, Store, WatchCache, WatchItem, WatchRequest};
+use storage::{
+    CacheConfig, EmbeddedConfig, EmbeddedStore, EtcdStore, StorageError, Store, WatchCache, WatchItem, WatchRequest,
+};
 
 const CHILD_DIR: &str = "TPR_DURABILITY_CHILD_DIR";
 
@@ -81,7 +83,8 @@ async fn etcd_restart_under_load_fails_fast_and_loses_no_event() {
     let store: Arc<dyn Store> = Arc::new(EtcdStore::connect(&cfg).await.unwrap());
     let cache = WatchCache::start(store.clone(), "/registry/load/", CacheConfig::default()).unwrap();
     let start = store.current_revision().await.unwrap();
-    let mut watcher = cache.watch(&WatchRequest { prefix: "/registry/load/".into(), start: WatchStart::After(start) }).await.unwrap();
+    let mut watcher =
+        cache.watch(&WatchRequest { prefix: "/registry/load/".into(), start: WatchStart::After(start) }).await.unwrap();
 
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let failures = Arc::new(Mutex::new(Vec::new()));

@@ -34,7 +34,8 @@ fn etcd_binary() -> PathBuf {
 impl Etcd {
     /// Starts etcd and waits until it accepts client connections.
     pub fn start() -> io::Result<Etcd> {
-        let mut etcd = Etcd { child: None, dir: tempfile::tempdir()?, client_port: free_port()?, peer_port: free_port()? };
+        let mut etcd =
+            Etcd { child: None, dir: tempfile::tempdir()?, client_port: free_port()?, peer_port: free_port()? };
         etcd.spawn()?;
         Ok(etcd)
     }
@@ -58,7 +59,9 @@ impl Etcd {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start etcd ({e}); install the etcd-server package")))?;
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start etcd ({e}); install the etcd-server package"))
+            })?;
         self.child = Some(child);
         self.wait_ready()
     }

@@ -34,7 +34,9 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {} ({e}); build it first", binary.display())))?;
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start {} ({e}); build it first", binary.display()))
+            })?;
         let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr"))?;
         let (tx, log) = mpsc::channel();
         std::thread::spawn(move || {

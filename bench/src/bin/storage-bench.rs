@@ -68,7 +68,9 @@ async fn store_creates(store: Arc<dyn Store>, n: usize, run: &str) -> f64 {
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .unwrap_or(0)
         * 1024
 }
@@ -105,8 +107,14 @@ fn percentiles(mut v: Vec<Duration>) -> Percentiles {
 /// event arrived first).
 async fn cache_latency(store: Arc<dyn Store>, prefix: &str) -> (Percentiles, Percentiles) {
     let cache = WatchCache::start(store.clone(), prefix, CacheConfig::default()).expect("cache");
-    let start = cache.list(&ListOptions { prefix: prefix.into(), start: None, limit: 1, revision: ReadRevision::Consistent }).await.expect("list");
-    let mut w = cache.watch(&WatchRequest { prefix: prefix.into(), start: WatchStart::After(start.revision) }).await.expect("watch");
+    let start = cache
+        .list(&ListOptions { prefix: prefix.into(), start: None, limit: 1, revision: ReadRevision::Consistent })
+        .await
+        .expect("list");
+    let mut w = cache
+        .watch(&WatchRequest { prefix: prefix.into(), start: WatchStart::After(start.revision) })
+        .await
+        .expect("watch");
     let sent = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, (Instant, Option<Instant>)>::new()));
     let writes = 1000;
     let writer = {
@@ -148,7 +156,9 @@ async fn main() {
     println!("storage-bench: etcd {} , {:?} per write measurement, values of 500 bytes\n", etcd.endpoint(), seconds());
     let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
     let etcd_store: Arc<dyn Store> = Arc::new(
-        EtcdStore::connect(&EtcdConfig { endpoints: vec![etcd.endpoint()], ..EtcdConfig::default() }).await.expect("etcd store"),
+        EtcdStore::connect(&EtcdConfig { endpoints: vec![etcd.endpoint()], ..EtcdConfig::default() })
+            .await
+            .expect("etcd store"),
     );
     let dir = tempfile::tempdir_in(".").expect("tempdir");
     let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&EmbeddedConfig::new(dir.path())).expect("embedded"));
@@ -196,7 +206,12 @@ async fn main() {
         let store_time = t.elapsed();
         assert_eq!(page.kvs.len(), 10_000);
         let cache = WatchCache::start(store.clone(), "/registry/range/", CacheConfig::default()).expect("cache");
-        let opts = ListOptions { prefix: "/registry/range/".into(), start: None, limit: 0, revision: ReadRevision::Consistent };
+        let opts = ListOptions {
+            prefix: "/registry/range/".into(),
+            start: None,
+            limit: 0,
+            revision: ReadRevision::Consistent,
+        };
         cache.list(&opts).await.expect("warm");
         let mut best = Duration::MAX;
         let mut total = Duration::ZERO;
@@ -233,9 +248,19 @@ async fn main() {
     let before = rss_bytes();
     let cache = WatchCache::start(embedded.clone(), "/registry/memory/", CacheConfig::default()).expect("cache");
     let l = cache
-        .list(&ListOptions { prefix: "/registry/memory/".into(), start: None, limit: 1, revision: ReadRevision::Consistent })
+        .list(&ListOptions {
+            prefix: "/registry/memory/".into(),
+            start: None,
+            limit: 1,
+            revision: ReadRevision::Consistent,
+        })
         .await
         .expect("list");
     let after = rss_bytes();
-    println!("  {} values cached (remaining {}), RSS +{:.1} MB", l.items.len() + l.remaining, l.remaining, (after.saturating_sub(before)) as f64 / 1e6);
+    println!(
+        "  {} values cached (remaining {}), RSS +{:.1} MB",
+        l.items.len() + l.remaining,
+        l.remaining,
+        (after.saturating_sub(before)) as f64 / 1e6
+    );
 }

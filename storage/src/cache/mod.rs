@@ -290,7 +290,11 @@ impl WatchCache {
     async fn list_from_store(&self, opts: &ListOptions, revision: Option<Revision>) -> Result<ListResult> {
         let req = RangeRequest { prefix: opts.prefix.clone(), start: opts.start.clone(), limit: opts.limit, revision };
         let page = self.inner.store.range(&req).await?;
-        Ok(ListResult { items: page.kvs.into_iter().map(Arc::new).collect(), revision: page.revision, remaining: page.remaining })
+        Ok(ListResult {
+            items: page.kvs.into_iter().map(Arc::new).collect(),
+            revision: page.revision,
+            remaining: page.remaining,
+        })
     }
 
     /// The value of `key` at the requested revision.

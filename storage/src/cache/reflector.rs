@@ -55,7 +55,8 @@ async fn reflect(inner: &Arc<Inner>) {
 
 /// Lists every key under the prefix, page by page at the first page's revision.
 async fn list_all(inner: &Inner) -> Result<(Vec<KeyValue>, Revision)> {
-    let mut req = RangeRequest { prefix: inner.prefix.clone(), start: None, limit: inner.config.page_size, revision: None };
+    let mut req =
+        RangeRequest { prefix: inner.prefix.clone(), start: None, limit: inner.config.page_size, revision: None };
     let mut objects = Vec::new();
     loop {
         let page = inner.store.range(&req).await?;

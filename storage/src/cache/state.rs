@@ -28,8 +28,7 @@ struct Slot {
 }
 
 /// What [`State::register`] hands to a new watcher.
-pub(crate) type Registration =
-    (u64, Revision, VecDeque<WatchItem>, mpsc::Receiver<WatchItem>, Arc<OnceLock<Cut>>);
+pub(crate) type Registration = (u64, Revision, VecDeque<WatchItem>, mpsc::Receiver<WatchItem>, Arc<OnceLock<Cut>>);
 
 pub(crate) struct State {
     objects: BTreeMap<String, Arc<KeyValue>>,
@@ -136,11 +135,19 @@ impl State {
             return;
         }
         self.revision = revision;
-        self.watchers.retain(|_, slot| !matches!(slot.tx.try_send(WatchItem::Bookmark(revision)), Err(mpsc::error::TrySendError::Closed(_))));
+        self.watchers.retain(|_, slot| {
+            !matches!(slot.tx.try_send(WatchItem::Bookmark(revision)), Err(mpsc::error::TrySendError::Closed(_)))
+        });
     }
 
     /// A page from memory; `None` when `exact` is given and is not the cache's revision.
-    pub(crate) fn list(&self, prefix: &str, start: Option<&str>, limit: usize, exact: Option<Revision>) -> Option<ListResult> {
+    pub(crate) fn list(
+        &self,
+        prefix: &str,
+        start: Option<&str>,
+        limit: usize,
+        exact: Option<Revision>,
+    ) -> Option<ListResult> {
         if exact.is_some_and(|r| r != self.revision) {
             return None;
         }

@@ -163,7 +163,10 @@ impl Store for EmbeddedStore {
         self.keys.check_prefix(&req.prefix)?;
         if let Some(start) = &req.start {
             if !start.starts_with(&req.prefix) {
-                return Err(StorageError::invalid(start, format!("the start key is outside the range prefix {:?}", req.prefix)));
+                return Err(StorageError::invalid(
+                    start,
+                    format!("the start key is outside the range prefix {:?}", req.prefix),
+                ));
             }
         }
         if let Some(rev) = req.revision {
@@ -172,7 +175,8 @@ impl Store for EmbeddedStore {
             }
         }
         let req = req.clone();
-        with_deadline(self.timeout, self.shared.read(move |c| schema::in_snapshot(c, |tx| schema::range(tx, &req)))).await
+        with_deadline(self.timeout, self.shared.read(move |c| schema::in_snapshot(c, |tx| schema::range(tx, &req))))
+            .await
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {

@@ -99,10 +99,14 @@ fn row_to_kv(key: String, rev: i64, create_rev: i64, value: Option<Vec<u8>>) -> 
 /// The latest state of `key` strictly before `below` (or now, with `i64::MAX`).
 pub(crate) fn state_before(conn: &Connection, key: &str, below: Revision) -> Result<Option<KeyValue>> {
     let mut stmt = conn
-        .prepare_cached("SELECT rev, create_rev, value FROM history WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC LIMIT 1")
+        .prepare_cached(
+            "SELECT rev, create_rev, value FROM history WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC LIMIT 1",
+        )
         .map_err(sql_err)?;
     let row = stmt
-        .query_row(params![key, below], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?)))
+        .query_row(params![key, below], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+        })
         .optional()
         .map_err(sql_err)?;
     Ok(row.and_then(|(rev, create_rev, value)| row_to_kv(key.to_string(), rev, create_rev, value)))
@@ -114,7 +118,13 @@ pub(crate) fn latest(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
 }
 
 /// Appends one history row (a `None` value is a tombstone).
-pub(crate) fn append(tx: &Transaction<'_>, key: &str, rev: Revision, create_rev: Revision, value: Option<&[u8]>) -> Result<()> {
+pub(crate) fn append(
+    tx: &Transaction<'_>,
+    key: &str,
+    rev: Revision,
+    create_rev: Revision,
+    value: Option<&[u8]>,
+) -> Result<()> {
     tx.prepare_cached("INSERT INTO history(key, rev, create_rev, value) VALUES (?1, ?2, ?3, ?4)")
         .and_then(|mut s| s.execute(params![key, rev, create_rev, value]))
         .map(|_| ())
@@ -190,7 +200,12 @@ pub(crate) fn range(conn: &Connection, req: &RangeRequest) -> Result<RangeRespon
 /// Up to `limit` events under `prefix` after revision `after`, and the
 /// revision of the snapshot they were read at. `Compacted` when events after
 /// `after` have been discarded. Call it inside [`in_snapshot`].
-pub(crate) fn events_after(tx: &Connection, prefix: &str, after: Revision, limit: usize) -> Result<(Vec<Event>, Revision)> {
+pub(crate) fn events_after(
+    tx: &Connection,
+    prefix: &str,
+    after: Revision,
+    limit: usize,
+) -> Result<(Vec<Event>, Revision)> {
     let (current, compacted) = read_meta(tx)?;
     if after + 1 < compacted {
         return Err(StorageError::Compacted { requested: after + 1, compacted });

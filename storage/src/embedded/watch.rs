@@ -59,10 +59,8 @@ async fn follow(shared: &Arc<Shared>, prefix: &str, mut after: Revision, sender:
                             .cloned()
                             .collect();
                         floor = floor.max(batch.revision);
-                        if !events.is_empty() {
-                            if sender.tx.send(Ok(WatchMessage::Events(events))).await.is_err() {
-                                return Ok(());
-                            }
+                        if !events.is_empty() && sender.tx.send(Ok(WatchMessage::Events(events))).await.is_err() {
+                            return Ok(());
                         }
                     }
                     Err(RecvError::Lagged(_)) => {

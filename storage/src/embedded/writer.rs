@@ -110,7 +110,7 @@ fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
         tx.commit().map_err(sql_err)
     })();
     // Ops not reached because an earlier one failed hard are answered too.
-    let leftover: Vec<WriteOp> = batch.drain(..).collect();
+    let leftover = std::mem::take(batch);
     match result {
         Ok(()) => {
             shared.revision.store(revision, Ordering::Release);
@@ -226,7 +226,12 @@ fn put(
     Ok(kv)
 }
 
-fn tombstone(tx: &rusqlite::Transaction<'_>, prev: KeyValue, revision: &mut Revision, events: &mut Vec<Event>) -> Result<Deleted> {
+fn tombstone(
+    tx: &rusqlite::Transaction<'_>,
+    prev: KeyValue,
+    revision: &mut Revision,
+    events: &mut Vec<Event>,
+) -> Result<Deleted> {
     let rev = *revision + 1;
     schema::append(tx, &prev.key, rev, prev.create_revision, None)?;
     *revision = rev;
