@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 mod server;
+mod tls;
 pub use server::{binary as apiserver_binary, Server};
+pub use tls::TestPki;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -19,6 +21,9 @@ pub struct Etcd {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP port for `/health` (also when clients must use TLS).
+    metrics_port: u16,
+    tls: Option<TestPki>,
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -34,23 +39,44 @@ fn etcd_binary() -> PathBuf {
 impl Etcd {
     /// Starts etcd and waits until it accepts client connections.
     pub fn start() -> io::Result<Etcd> {
-        let mut etcd =
-            Etcd { child: None, dir: tempfile::tempdir()?, client_port: free_port()?, peer_port: free_port()? };
+        Self::start_with(None)
+    }
+
+    /// Starts etcd serving clients over mutual TLS with certificates of `pki`.
+    pub fn start_tls(pki: TestPki) -> io::Result<Etcd> {
+        Self::start_with(Some(pki))
+    }
+
+    fn start_with(tls: Option<TestPki>) -> io::Result<Etcd> {
+        let mut etcd = Etcd {
+            child: None,
+            dir: tempfile::tempdir()?,
+            client_port: free_port()?,
+            peer_port: free_port()?,
+            metrics_port: free_port()?,
+            tls,
+        };
         etcd.spawn()?;
         Ok(etcd)
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("etcd.log"))?;
-        let child = Command::new(etcd_binary())
+        let mut cmd = Command::new(etcd_binary());
+        if let Some(pki) = &self.tls {
+            cmd.arg("--cert-file").arg(pki.server_cert()).arg("--key-file").arg(pki.server_key());
+            cmd.arg("--trusted-ca-file").arg(pki.ca_cert()).arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", "test", "--data-dir"])
             .arg(self.dir.path().join("data"))
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("test={peer}"), "--initial-cluster-state", "new"])
             .args(["--heartbeat-interval", "10", "--election-timeout", "50", "--log-level", "error"])
+            .args(["--listen-metrics-urls", &format!("http://127.0.0.1:{}", self.metrics_port)])
             .args(["--quota-backend-bytes", "4294967296"])
             // Quiet watchers learn the revision through etcd's periodic progress
             // notifications (etcd before 3.4.31 answers explicit requests unreliably).
@@ -69,6 +95,7 @@ impl Etcd {
     fn wait_ready(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.client_port));
+        // /health is read from the plain-HTTP metrics port.
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
@@ -77,6 +104,7 @@ impl Etcd {
                 }
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() && self.healthy() {
+                // The client port is up too.
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -87,9 +115,9 @@ impl Etcd {
     /// True when `/health` answers `"health":"true"` (a leader is elected).
     fn healthy(&self) -> bool {
         use std::io::{Read, Write};
-        let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.client_port)) else { return false };
+        let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.metrics_port)) else { return false };
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let req = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.client_port);
+        let req = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.metrics_port);
         if s.write_all(req.as_bytes()).is_err() {
             return false;
         }
@@ -98,9 +126,10 @@ impl Etcd {
         body.contains("\"health\":\"true\"")
     }
 
-    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    /// The client URL, e.g. `http://127.0.0.1:40123` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// The temporary directory of this etcd.
