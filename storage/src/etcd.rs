@@ -291,8 +291,8 @@ impl Store for EtcdStore {
         if !resp.succeeded() {
             return match first_get_kv(&resp) {
                 Some(current) => Err(StorageError::AlreadyExists { current: Box::new(current) }),
-                // Deleted between the compare and the read: report the race as a conflict to retry.
-                None => Err(StorageError::Unavailable(format!("key {key:?} changed during create; retry"))),
+                // The compare and the read are one transaction: the key must be there.
+                None => Err(StorageError::Internal(format!("etcd refused to create {key:?} but returned no value"))),
             };
         }
         let rev = header_revision(resp.header());

@@ -102,10 +102,11 @@ fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
     let mut revision = start;
     let mut events = Vec::new();
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut compacted = None;
     let result = (|| -> Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
         for op in batch.drain(..) {
-            outcomes.push(apply(&tx, op, &mut revision, &mut events, shared)?);
+            outcomes.push(apply(&tx, op, &mut revision, &mut events, &mut compacted, shared)?);
         }
         tx.commit().map_err(sql_err)
     })();
@@ -114,6 +115,9 @@ fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
     match result {
         Ok(()) => {
             shared.revision.store(revision, Ordering::Release);
+            if let Some(c) = compacted {
+                shared.compacted.store(c, Ordering::Release);
+            }
             if !events.is_empty() {
                 // No receiver (no watcher) is fine.
                 let _ = shared.hub.send(Arc::new(Committed { revision, events }));
@@ -156,6 +160,7 @@ fn apply(
     op: WriteOp,
     revision: &mut Revision,
     events: &mut Vec<Event>,
+    compacted: &mut Option<Revision>,
     shared: &Shared,
 ) -> Result<Outcome> {
     Ok(match op {
@@ -194,14 +199,15 @@ fn apply(
             Outcome::Many(reply, Ok(out))
         }
         WriteOp::Compact { revision: target, reply } => {
-            let compacted = shared.compacted.load(Ordering::Acquire);
+            let done = compacted.unwrap_or_else(|| shared.compacted.load(Ordering::Acquire));
             let r = if target > *revision {
                 Err(StorageError::FutureRevision { requested: target, current: *revision })
-            } else if target <= compacted {
-                Err(StorageError::Compacted { requested: target, compacted })
+            } else if target <= done {
+                Err(StorageError::Compacted { requested: target, compacted: done })
             } else {
                 schema::compact(tx, target)?;
-                shared.compacted.store(target, Ordering::Release);
+                // Published only once the commit is durable.
+                *compacted = Some(target);
                 Ok(())
             };
             Outcome::Unit(reply, r)
