@@ -33,6 +33,18 @@ pub struct Flags {
     /// Key of the etcd client certificate.
     #[arg(long)]
     pub etcd_keyfile: Option<PathBuf>,
+    /// Serving certificate (PEM); with --tls-private-key-file. Generated when absent.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Key of the serving certificate.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle for client certificates (CN = user, O = groups).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Bearer tokens: CSV lines `token,user,uid[,"group1,group2"]`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
     /// How often to compact store history, e.g. `5m`, `30s`; `0` disables.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: std::time::Duration,

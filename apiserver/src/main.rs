@@ -3,8 +3,14 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use apiserver::{backend, flags::Flags, logging, server};
+use apiserver::authn::Authenticator;
+use apiserver::handlers::App;
+use apiserver::resources::ServedTypes;
+use apiserver::tls::ServingCerts;
+use apiserver::tpr::Controller;
+use apiserver::{backend, flags::Flags, kubeconfig, logging, server};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -23,10 +29,35 @@ async fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> Result<(), String> {
+    std::fs::create_dir_all(&flags.data_dir).map_err(|e| format!("{}: {e}", flags.data_dir.display()))?;
     let store = backend::open(&flags).await.map_err(|e| format!("cannot open the store: {e}"))?;
+    let certs = match (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        (Some(c), Some(k)) => ServingCerts::load(c, k),
+        (None, None) => ServingCerts::load_or_generate(&flags.data_dir, flags.bind_address),
+        _ => return Err("--tls-cert-file and --tls-private-key-file must be given together".into()),
+    }
+    .map_err(|e| e.to_string())?;
+    let tls = certs.server_config(flags.client_ca_file.as_deref()).map_err(|e| e.to_string())?;
+    let (authn, admin_token) =
+        Authenticator::load(flags.token_auth_file.as_deref(), &flags.data_dir).map_err(|e| e.to_string())?;
+
+    let served = Arc::new(ServedTypes::default());
+    let controller = Controller::new(store.clone(), served.clone()).map_err(|e| e.to_string())?;
+    tokio::spawn(controller.clone().run());
+
     let addr = SocketAddr::new(flags.bind_address, flags.secure_port);
     let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut local = listener.local_addr().map_err(|e| e.to_string())?;
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("https://{local}");
+    let kubeconfig_path = flags.data_dir.join("kubeconfig");
+    kubeconfig::write(&kubeconfig_path, &url, &certs.ca_pem, &admin_token)
+        .map_err(|e| format!("{}: {e}", kubeconfig_path.display()))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = Arc::new(App { store: store.clone(), served, controller, authn, shutdown: stop_rx });
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let shutdown = async move {
@@ -35,14 +66,13 @@ async fn run(flags: Flags) -> Result<(), String> {
             _ = int.recv() => {}
         }
         tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
     };
-    let (stop_compactor, compactor_stopped) = tokio::sync::oneshot::channel::<()>();
-    storage::spawn_compactor(store.clone(), backend::compaction_policy(&flags), async move {
-        let _ = compactor_stopped.await;
+    let mut compactor_stop = app.shutdown.clone();
+    storage::spawn_compactor(store, backend::compaction_policy(&flags), async move {
+        let _ = compactor_stop.changed().await;
     });
     let backend = if flags.etcd_servers.is_empty() { "embedded" } else { "etcd" };
-    tracing::info!(url = %format!("http://{local}"), backend, "tpr-apiserver ready at http://{local}");
-    server::serve(listener, store, shutdown).await.map_err(|e| e.to_string())?;
-    let _ = stop_compactor.send(());
-    Ok(())
+    tracing::info!(backend, kubeconfig = %kubeconfig_path.display(), "tpr-apiserver ready at {url} (kubeconfig: {})", kubeconfig_path.display());
+    server::serve(listener, tls, app, shutdown).await.map_err(|e| e.to_string())
 }

@@ -1,38 +1,48 @@
-//! The accept loop. Shutdown is passed in as a future: when it resolves, the
-//! listener closes, in-flight requests finish, and `serve` returns.
+//! The accept loop: TLS (HTTP/1.1 and HTTP/2 by ALPN), the client
+//! certificate's user, then [`crate::handlers::handle`]. Shutdown is passed in
+//! as a future: when it resolves, the listener closes, in-flight requests
+//! finish, and `serve` returns.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use storage::Store;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
-use crate::health;
+use crate::authn::user_from_certificate;
+use crate::handlers::{handle, App};
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client must finish the TLS handshake, and send its headers, within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request header block.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Serves until `shutdown` resolves.
+/// Serves HTTPS until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    tls: Arc<rustls::ServerConfig>,
+    app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192));
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32).max_concurrent_streams(1000);
+    let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -42,9 +52,17 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let store = store.clone();
-        let service = hyper::service::service_fn(move |req| handle(req, store.clone(), peer));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let _ = stream.set_nodelay(true);
+        let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+            continue;
+        };
+        let user = tls_stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(user_from_certificate);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let (app, user) = (app.clone(), user.clone());
+            async move { Ok::<_, Infallible>(handle(app, req, user).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -57,23 +75,4 @@ pub async fn serve(
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
     }
     Ok(())
-}
-
-async fn handle(
-    req: Request<Incoming>,
-    store: Arc<dyn Store>,
-    _peer: SocketAddr,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    if let Some(resp) = health::answer(req.uri().path(), &store).await {
-        return Ok(resp);
-    }
-    let body = serde_json::json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": format!("the server could not find the requested resource ({})", req.uri().path()),
-        "reason": "NotFound", "details": {}, "code": 404
-    });
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = StatusCode::NOT_FOUND;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    Ok(resp)
 }

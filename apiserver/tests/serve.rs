@@ -1,56 +1,65 @@
-//! The binary starts on either backend, reports health and stops cleanly.
+//! The binary starts on either backend over HTTPS, reports health without
+//! credentials, refuses anonymous API requests and stops cleanly.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 
-/// GET `path` with HTTP/1.1 and returns (status, body).
-fn get(base: &str, path: &str) -> (u16, String) {
-    let addr = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
-    (status, body)
+fn start(dir: &Path, extra: &[&str]) -> testkit::Server {
+    let mut args = vec!["--data-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    testkit::Server::start(Path::new(env!("CARGO_BIN_EXE_tpr-apiserver")), &args).unwrap()
 }
 
-fn check(args: &[&str]) {
-    let bin = Path::new(env!("CARGO_BIN_EXE_tpr-apiserver"));
-    let server = testkit::Server::start(bin, args).unwrap();
-    assert_eq!(get(server.url(), "/healthz"), (200, "ok".into()));
-    assert_eq!(get(server.url(), "/readyz").0, 200);
-    let (code, body) = get(server.url(), "/apis/nothing");
-    assert_eq!(code, 404);
-    assert!(body.contains("\"kind\":\"Status\""), "{body}");
+fn check(extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), extra);
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    for path in ["/healthz", "/livez", "/readyz"] {
+        let out = server.curl_as(true, &[], path);
+        assert_eq!((out.code, out.body.as_str()), (200, "ok"), "{path}: {}", out.stderr);
+    }
+    assert_eq!(server.curl_as(true, &[], "/version").code, 200);
+    let anon = server.curl_as(true, &[], "/apis/extensions/v1beta1/thirdpartyresources");
+    assert_eq!(anon.code, 401, "{}", anon.body);
+    assert!(anon.body.contains("\"reason\":\"Unauthorized\""), "{}", anon.body);
+    let missing = server.curl(&[], "/apis/nothing/v1/things");
+    assert_eq!(missing.code, 404);
+    assert!(missing.body.contains("\"kind\":\"Status\""), "{}", missing.body);
     assert!(server.terminate().unwrap().success(), "SIGTERM must exit 0");
 }
 
 #[test]
-fn serves_health_on_the_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    check(&["--data-dir", dir.path().to_str().unwrap()]);
+fn serves_https_on_the_embedded_store() {
+    check(&[]);
 }
 
 #[test]
-fn serves_health_on_etcd() {
+fn serves_https_on_etcd() {
     let etcd = testkit::Etcd::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    check(&["--data-dir", dir.path().to_str().unwrap(), "--etcd-servers", &etcd.endpoint()]);
+    check(&["--etcd-servers", &etcd.endpoint()]);
 }
 
 #[test]
 fn readyz_fails_when_etcd_is_gone() {
     let mut etcd = testkit::Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_tpr-apiserver"));
-    let server =
-        testkit::Server::start(bin, &["--data-dir", dir.path().to_str().unwrap(), "--etcd-servers", &etcd.endpoint()])
-            .unwrap();
+    let server = start(dir.path(), &["--etcd-servers", &etcd.endpoint()]);
     etcd.kill();
-    let (code, body) = get(server.url(), "/readyz");
-    assert_eq!(code, 500, "{body}");
-    assert!(body.contains("storage"), "{body}");
-    assert_eq!(get(server.url(), "/livez").0, 200);
+    let out = server.curl_as(true, &[], "/readyz");
+    assert_eq!(out.code, 500, "{}", out.body);
+    assert!(out.body.contains("storage"), "{}", out.body);
+    assert_eq!(server.curl_as(true, &[], "/livez").code, 200);
+}
+
+#[test]
+fn accepts_tokens_from_the_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "s3cret,alice,1,\"dev\"\n").unwrap();
+    let server = start(dir.path(), &["--token-auth-file", tokens.to_str().unwrap()]);
+    let ok =
+        server.curl_as(true, &["-H", "Authorization: Bearer s3cret"], "/apis/extensions/v1beta1/thirdpartyresources");
+    assert_eq!(ok.code, 200, "{}", ok.body);
+    let bad =
+        server.curl_as(true, &["-H", "Authorization: Bearer wrong"], "/apis/extensions/v1beta1/thirdpartyresources");
+    assert_eq!(bad.code, 401);
 }

@@ -1,34 +1,86 @@
-//! curl against the real binary, on both backends.
+//! curl against the real binary, on both backends: health, and every
+//! ThirdPartyResource example of the seed document as written.
 
-use std::process::Command;
+use testkit::Server;
 
-fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl is installed");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
+const SEED_TPR: &str = r#"{"metadata":{"name":"mysql-db.prsn.io","labels":{"resource":"database","object":"mysql"}},"apiVersion":"extensions/v1beta1","kind":"ThirdPartyResource","description":"A specification of database for mysql","versions":[{"name":"stable/v1"}]}"#;
+const SEED_OBJECT: &str = r#"{
+   "metadata": {
+     "name": "my-new-mysql-db"
+   },
+   "apiVersion": "prsn.io/stable/v1",
+   "kind": "MysqlDb",
+   "engine_version": "5.6.23",
+   "instance_size": "huge"
+}"#;
 
-fn health_answers(extra: &[&str]) {
+fn start(extra: &[&str]) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["--data-dir", dir.path().to_str().unwrap()];
     args.extend_from_slice(extra);
-    let server = testkit::Server::start(&testkit::apiserver_binary(), &args).unwrap();
+    (Server::start(&testkit::apiserver_binary(), &args).unwrap(), dir)
+}
+
+fn seed_examples(server: &Server) {
     for path in ["/healthz", "/livez", "/readyz"] {
-        let (out, err) = curl(&[&format!("{}{path}", server.url())]);
-        assert_eq!(out, "ok", "curl {path}: stderr {err}");
+        let out = server.curl_as(true, &[], path);
+        assert_eq!(out.body, "ok", "curl {path}: {}", out.stderr);
     }
-    let (out, _) = curl(&["-w", "\n%{http_code}", &format!("{}/apis/prsn.io/v1/mysqldbs", server.url())]);
-    assert!(out.ends_with("\n404"), "an unknown path is a 404 Status: {out}");
-    assert!(out.contains("\"reason\":\"NotFound\""), "{out}");
+    // The TPR, with curl.
+    let out = server.curl(
+        &["-H", "Content-Type: application/json", "-d", SEED_TPR],
+        "/apis/extensions/v1beta1/thirdpartyresources",
+    );
+    assert_eq!(out.code, 201, "create TPR: {}", out.body);
+    // The seed's object, posted at once to the new type.
+    let out = server.curl(&["-d", SEED_OBJECT], "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs");
+    assert_eq!(out.code, 201, "create object: {} {}", out.body, out.stderr);
+    let created: serde_json::Value = serde_json::from_str(&out.body).unwrap();
+    assert_eq!(created["kind"], "MysqlDb");
+    assert_eq!(created["engine_version"], "5.6.23");
+    assert_eq!(created["metadata"]["namespace"], "default");
+    assert!(
+        out.body.find("\"engine_version\"").unwrap() < out.body.find("\"instance_size\"").unwrap(),
+        "field order kept"
+    );
+    // Listed across namespaces, as in the seed.
+    let out = server.curl(&[], "/apis/prsn.io/stable/v1/mysqldbs");
+    assert_eq!(out.code, 200);
+    let list: serde_json::Value = serde_json::from_str(&out.body).unwrap();
+    assert_eq!(list["items"][0]["metadata"]["name"], "my-new-mysql-db");
+    assert_eq!(list["items"][0]["apiVersion"], "prsn.io/stable/v1");
+    assert_eq!(list["items"][0]["kind"], "MysqlDb");
+    // The root path list shows the new group and version.
+    let out = server.curl(&[], "/");
+    let paths: serde_json::Value = serde_json::from_str(&out.body).unwrap();
+    let paths: Vec<&str> = paths["paths"].as_array().unwrap().iter().filter_map(|p| p.as_str()).collect();
+    for want in [
+        "/apis",
+        "/apis/extensions",
+        "/apis/extensions/v1beta1",
+        "/apis/prsn.io",
+        "/apis/prsn.io/stable/v1",
+        "/healthz",
+        "/version",
+    ] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+    // stable/v1 is served by path but never listed in discovery.
+    let out = server.curl(&[], "/apis");
+    assert!(!out.body.contains("stable/v1"), "{}", out.body);
+}
+
+#[test]
+fn seed_examples_work_with_curl_on_the_embedded_default() {
+    let (server, _dir) = start(&[]);
+    seed_examples(&server);
     assert!(server.terminate().unwrap().success());
 }
 
 #[test]
-fn curl_reads_health_from_the_embedded_default() {
-    health_answers(&[]);
-}
-
-#[test]
-fn curl_reads_health_with_etcd() {
+fn seed_examples_work_with_curl_on_etcd() {
     let etcd = testkit::Etcd::start().unwrap();
-    health_answers(&["--etcd-servers", &etcd.endpoint()]);
+    let (server, _dir) = start(&["--etcd-servers", &etcd.endpoint()]);
+    seed_examples(&server);
+    assert!(server.terminate().unwrap().success());
 }

@@ -11,6 +11,18 @@ pub struct Server {
     child: Child,
     url: String,
     log: mpsc::Receiver<String>,
+    data_dir: PathBuf,
+}
+
+/// What a curl run printed.
+#[derive(Debug)]
+pub struct CurlOutput {
+    /// The body (stdout).
+    pub body: String,
+    /// The HTTP status code (0 when curl failed).
+    pub code: u16,
+    /// curl's stderr.
+    pub stderr: String,
 }
 
 /// The binary: `$TPR_APISERVER_BIN`, else `target/debug/tpr-apiserver` of this workspace.
@@ -25,7 +37,14 @@ pub fn binary() -> PathBuf {
 
 impl Server {
     /// Starts `binary` with `args` (plus `--secure-port 0`) and waits for the ready line.
+    /// `args` should name a `--data-dir` (its CA and admin token are used by [`Server::curl`]).
     pub fn start(binary: &Path, args: &[&str]) -> io::Result<Server> {
+        let data_dir = args
+            .iter()
+            .position(|a| *a == "--data-dir")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("tpr-data"));
         let mut child = Command::new(binary)
             .args(args)
             .args(["--secure-port", "0"])
@@ -52,7 +71,7 @@ impl Server {
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not log its ready line"))?;
             if let Some(at) = line.find("ready at ") {
                 let url = line[at + "ready at ".len()..].split_whitespace().next().unwrap_or_default().to_string();
-                return Ok(Server { child, url, log });
+                return Ok(Server { child, url, log, data_dir });
             }
         }
     }
@@ -60,6 +79,45 @@ impl Server {
     /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The data directory (CA in `pki/ca.crt`, `kubeconfig`, `admin.token`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The kubeconfig the server wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig")
+    }
+
+    /// Runs curl against `path` (appended to the URL) trusting the server's
+    /// CA, with the admin token unless `anonymous`; `args` go before the URL.
+    pub fn curl_as(&self, anonymous: bool, args: &[&str], path: &str) -> CurlOutput {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "-w", "\n%{http_code}", "--cacert"]).arg(self.data_dir.join("pki/ca.crt"));
+        if !anonymous {
+            let token = std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap_or_default();
+            cmd.arg("-H").arg(format!("Authorization: Bearer {}", token.trim()));
+        }
+        cmd.args(args).arg(format!("{}{path}", self.url));
+        match cmd.output() {
+            Ok(out) => {
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
+                CurlOutput {
+                    body: body.to_string(),
+                    code: code.trim().parse().unwrap_or(0),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                }
+            }
+            Err(e) => CurlOutput { body: String::new(), code: 0, stderr: format!("cannot run curl: {e}") },
+        }
+    }
+
+    /// [`Server::curl_as`] with the admin token.
+    pub fn curl(&self, args: &[&str], path: &str) -> CurlOutput {
+        self.curl_as(false, args, path)
     }
 
     /// Log lines printed since the ready line (non-blocking).

@@ -43,6 +43,11 @@ impl CacheWatcher {
         self.start_revision
     }
 
+    /// True while replayed or initial events are still to be yielded.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// The revision of the last event or bookmark received.
     pub fn last_revision(&self) -> Revision {
         self.last

@@ -1,0 +1,156 @@
+//! Authentication: bearer tokens (`--token-auth-file`, plus the admin token
+//! the server generates for its kubeconfig) and client certificates verified
+//! against `--client-ca-file` (CN = user, O = groups).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::CertificateDer;
+
+/// An authenticated user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// User name.
+    pub name: String,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+/// Why the authenticator could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
+    /// The token file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A line of the token file is malformed.
+    #[error("{path}:{line}: expected token,user,uid[,\"group1,group2\"]")]
+    BadLine {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+    },
+}
+
+/// Maps credentials to users.
+#[derive(Clone, Debug, Default)]
+pub struct Authenticator {
+    tokens: HashMap<String, User>,
+}
+
+/// The user the generated admin token stands for.
+pub const ADMIN_USER: &str = "tpr-admin";
+
+impl Authenticator {
+    /// Reads `--token-auth-file` (if any) and the generated admin token of
+    /// the data dir (created on first start); returns the admin token too.
+    pub fn load(token_file: Option<&Path>, data_dir: &Path) -> Result<(Self, String), AuthnError> {
+        let mut tokens = HashMap::new();
+        if let Some(path) = token_file {
+            parse_token_file(path, &mut tokens)?;
+        }
+        let admin_path = data_dir.join("admin.token");
+        let io = |source| AuthnError::Io { path: admin_path.clone(), source };
+        let admin = match std::fs::read_to_string(&admin_path) {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                std::fs::create_dir_all(data_dir).map_err(io)?;
+                let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+                write_private(&admin_path, &token).map_err(io)?;
+                token
+            }
+        };
+        tokens.insert(admin.clone(), User { name: ADMIN_USER.into(), groups: vec!["system:masters".into()] });
+        Ok((Authenticator { tokens }, admin))
+    }
+
+    /// The user behind an `Authorization` header value, if valid.
+    pub fn bearer(&self, authorization: Option<&str>) -> Option<User> {
+        let token = authorization?.strip_prefix("Bearer ")?.trim();
+        self.tokens.get(token).cloned()
+    }
+}
+
+fn write_private(path: &Path, data: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    f.write_all(data.as_bytes())
+}
+
+/// Splits one CSV line, honouring double quotes.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => {
+                if let Some(f) = fields.last_mut() {
+                    f.push(c)
+                }
+            }
+        }
+    }
+    fields.into_iter().map(|f| f.trim().to_string()).collect()
+}
+
+fn parse_token_file(path: &Path, tokens: &mut HashMap<String, User>) -> Result<(), AuthnError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthnError::Io { path: path.to_path_buf(), source })?;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let f = csv_fields(line);
+        if f.len() < 3 || f[0].is_empty() || f[1].is_empty() {
+            return Err(AuthnError::BadLine { path: path.to_path_buf(), line: i + 1 });
+        }
+        let groups = f
+            .get(3)
+            .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
+        tokens.insert(f[0].clone(), User { name: f[1].clone(), groups });
+    }
+    Ok(())
+}
+
+/// The user of a verified client certificate: CN is the name, O the groups.
+pub fn user_from_certificate(cert: &CertificateDer<'_>) -> Option<User> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
+    Some(User { name, groups })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_kube_token_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens.csv");
+        std::fs::write(&file, "# comment\nabc,alice,1,\"dev,ops\"\ndef,bob,2\n").unwrap();
+        let (a, admin) = Authenticator::load(Some(&file), dir.path()).unwrap();
+        assert_eq!(
+            a.bearer(Some("Bearer abc")).unwrap(),
+            User { name: "alice".into(), groups: vec!["dev".into(), "ops".into()] }
+        );
+        assert_eq!(a.bearer(Some("Bearer def")).unwrap().groups, Vec::<String>::new());
+        assert_eq!(a.bearer(Some(&format!("Bearer {admin}"))).unwrap().name, ADMIN_USER);
+        assert!(a.bearer(Some("Bearer nope")).is_none());
+        assert!(a.bearer(Some("Basic abc")).is_none());
+        // The admin token survives a restart.
+        let (_, again) = Authenticator::load(None, dir.path()).unwrap();
+        assert_eq!(admin, again);
+        std::fs::write(&file, "onlytoken\n").unwrap();
+        assert!(Authenticator::load(Some(&file), dir.path()).is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! Request dispatch: public paths, authentication, then the resource routes
+//! (`/apis/<group>/<version>/[watch/][namespaces/<ns>/]<plural>[/<name>]`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use storage::cache::WatchStart;
+use storage::{ListOptions, ReadRevision, Store, WatchRequest};
+
+use crate::authn::{Authenticator, User};
+use crate::http::{self as h, Body};
+use crate::registry::{self, meta_str, Preconditions, Scope};
+use crate::resources::{ResourceType, ServedTypes};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::tpr::{self, Controller};
+use crate::{docs, watch};
+
+/// Everything a request handler needs.
+pub struct App {
+    /// The store (writes and consistent gets).
+    pub store: Arc<dyn Store>,
+    /// The served types.
+    pub served: Arc<ServedTypes>,
+    /// The ThirdPartyResource controller.
+    pub controller: Arc<Controller>,
+    /// Credentials.
+    pub authn: Authenticator,
+    /// Flips to true when the server shuts down (ends watches).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Longest watch when the client gives no timeoutSeconds (kube: 30–60 min).
+const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Answers one request.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, cert_user: Option<User>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if let Some(resp) = public(&app, &path).await {
+        return resp;
+    }
+    let bearer = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(_user) = app.authn.bearer(bearer).or(cert_user) else {
+        return h::error(&ApiError::unauthorized());
+    };
+    match route(&app, req).await {
+        Ok(resp) => resp,
+        Err(e) => h::error(&e),
+    }
+}
+
+/// Paths answered without credentials.
+async fn public(app: &App, path: &str) -> Option<Response<Body>> {
+    Some(match path {
+        "/healthz" | "/livez" | "/healthz/ping" | "/livez/ping" => h::text(StatusCode::OK, "ok"),
+        "/readyz" => match app.store.current_revision().await {
+            Ok(_) => h::text(StatusCode::OK, "ok"),
+            Err(e) => {
+                h::text(StatusCode::INTERNAL_SERVER_ERROR, format!("[-]storage failed: {e}\nreadyz check failed\n"))
+            }
+        },
+        "/version" => h::json(StatusCode::OK, &docs::version()),
+        "/" => h::json(StatusCode::OK, &docs::root_paths(&app.served.all())),
+        _ => return None,
+    })
+}
+
+async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api"] => return Ok(h::json(StatusCode::OK, &docs::core_versions())),
+        ["apis"] => return Ok(h::json(StatusCode::OK, &docs::group_list(&app.served.all()))),
+        ["apis", group] => {
+            let doc = docs::group(&app.served.all(), group).ok_or_else(|| ApiError::no_route(&path))?;
+            return Ok(h::json(StatusCode::OK, &doc));
+        }
+        _ => {}
+    }
+    let ["apis", group, rest @ ..] = segments.as_slice() else { return Err(ApiError::no_route(&path)) };
+    let resolved = app.served.resolve(group, rest).ok_or_else(|| ApiError::no_route(&path))?;
+    let version = resolved.version.clone();
+    let mut warning = tpr::version_warning(&version);
+    if resolved.rest.is_empty() {
+        let mut resp = h::json(StatusCode::OK, &docs::resource_list(&resolved.types, group, &version));
+        if let Some(w) = warning.take() {
+            h::warn(&mut resp, &w);
+        }
+        return Ok(resp);
+    }
+    let (watch_path, rest) = match resolved.rest {
+        ["watch", rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
+    let (namespace, plural, name) = match rest {
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+        [plural] => (None, *plural, None),
+        [plural, name] => (None, *plural, Some(*name)),
+        _ => return Err(ApiError::no_route(&path)),
+    };
+    let rt = resolved.types.iter().find(|t| t.plural == plural).cloned().ok_or_else(|| ApiError::no_route(&path))?;
+    if namespace.is_some() && !rt.namespaced {
+        return Err(ApiError::no_route(&path));
+    }
+    if name.is_some() && rt.namespaced && namespace.is_none() {
+        return Err(ApiError::no_route(&path));
+    }
+    let mut resp = serve(app, req, &rt, &version, namespace, name, watch_path).await?;
+    if let Some(w) = warning {
+        h::warn(&mut resp, &w);
+    }
+    Ok(resp)
+}
+
+async fn serve(
+    app: &App,
+    req: Request<Incoming>,
+    rt: &Arc<ResourceType>,
+    version: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    watch_path: bool,
+) -> Result<Response<Body>, ApiError> {
+    let q = h::query(req.uri());
+    let scope = Scope { rt, version, namespace };
+    let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
+    let is_tpr = Arc::ptr_eq(rt, app.controller.tpr_type());
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let wants_watch = watch_path || q.get("watch").is_some_and(|v| v == "true" || v == "1");
+    match (method, name) {
+        (Method::GET, _) if wants_watch => watch(app, scope, name, &q).await,
+        (Method::GET, Some(name)) => {
+            Ok(h::json(StatusCode::OK, &registry::get(app.store.as_ref(), scope, name).await?))
+        }
+        (Method::GET, None) => list(scope, &q).await,
+        (Method::POST, None) => {
+            let obj = read_json_body(&parts, body).await?;
+            if is_tpr {
+                tpr::validate(&obj)?;
+            }
+            let created = registry::create(app.store.as_ref(), scope, obj, dry_run).await?;
+            if is_tpr && !dry_run {
+                app.controller.ensure_served(&created)?;
+            }
+            Ok(h::json(StatusCode::CREATED, &created))
+        }
+        (Method::PUT, Some(name)) => {
+            let obj = read_json_body(&parts, body).await?;
+            if is_tpr {
+                tpr::validate(&obj)?;
+            }
+            let updated = registry::update(app.store.as_ref(), scope, name, obj, dry_run).await?;
+            if is_tpr && !dry_run {
+                app.controller.ensure_served(&updated)?;
+            }
+            Ok(h::json(StatusCode::OK, &updated))
+        }
+        (Method::PATCH, Some(name)) => {
+            let ct = h::content_type(&parts);
+            if ct != "application/merge-patch+json" {
+                return Err(ApiError::unsupported_media_type(&ct, &["application/merge-patch+json"]));
+            }
+            let patch = h::read_json(&parts, body).await?;
+            let mut current = registry::get(app.store.as_ref(), scope, name).await?;
+            let rv = meta_str(&current, "resourceVersion").map(String::from);
+            merge_patch(&mut current, &patch);
+            // Unless the patch pins a resourceVersion, apply to the version just read.
+            if meta_str(&patch, "resourceVersion").is_none() {
+                if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
+                    m.insert("resourceVersion".into(), Value::String(rv));
+                }
+            }
+            if is_tpr {
+                tpr::validate(&current)?;
+            }
+            let updated = registry::update(app.store.as_ref(), scope, name, current, dry_run).await?;
+            if is_tpr && !dry_run {
+                app.controller.ensure_served(&updated)?;
+            }
+            Ok(h::json(StatusCode::OK, &updated))
+        }
+        (Method::DELETE, Some(name)) => {
+            let pre = preconditions(&parts, body).await?;
+            if is_tpr && !dry_run {
+                return delete_tpr(app, scope, name, &pre).await;
+            }
+            Ok(h::json(StatusCode::OK, &registry::delete(app.store.as_ref(), scope, name, &pre, dry_run).await?))
+        }
+        (Method::DELETE, None) if !is_tpr => delete_collection(app, scope, &q, dry_run).await,
+        (m, _) => Err(ApiError::method_not_allowed(&m, parts.uri.path())),
+    }
+}
+
+async fn read_json_body(parts: &http::request::Parts, body: Incoming) -> Result<Value, ApiError> {
+    let ct = h::content_type(parts);
+    if !ct.is_empty() && ct != "application/json" && ct != "application/x-www-form-urlencoded" && ct != "*/*" {
+        return Err(ApiError::unsupported_media_type(&ct, &["application/json"]));
+    }
+    h::read_json(parts, body).await
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// Preconditions from a DeleteOptions body, if any.
+async fn preconditions(parts: &http::request::Parts, body: Incoming) -> Result<Preconditions, ApiError> {
+    let has_body =
+        parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");
+    if !has_body {
+        return Ok(Preconditions::default());
+    }
+    let opts = h::read_json(parts, body).await?;
+    let pre = opts.get("preconditions");
+    let resource_version = match pre.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str) {
+        Some(rv) => Some(
+            rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion precondition {rv:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(Preconditions {
+        uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(String::from),
+        resource_version,
+    })
+}
+
+/// Deleting a TPR marks it; the controller deletes its objects, then it.
+async fn delete_tpr(app: &App, scope: Scope<'_>, name: &str, pre: &Preconditions) -> Result<Response<Body>, ApiError> {
+    let current = registry::get(app.store.as_ref(), scope, name).await?;
+    if meta_str(&current, "deletionTimestamp").is_some() {
+        return Ok(h::json(StatusCode::OK, &current));
+    }
+    if pre.uid.as_deref().is_some_and(|u| Some(u) != meta_str(&current, "uid")) {
+        return Err(ApiError::conflict(&scope.target(name), "Precondition failed: UID mismatch"));
+    }
+    let mut marked = current.clone();
+    if let Some(Value::Object(m)) = marked.get_mut("metadata") {
+        m.insert("deletionTimestamp".into(), Value::String(crate::meta::now_rfc3339()));
+        if let Some(rv) = pre.resource_version {
+            m.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        }
+    }
+    // Keep it until its objects are gone: a finalizer stands for the controller.
+    if let Some(Value::Object(m)) = marked.get_mut("metadata") {
+        m.insert("finalizers".into(), json!(["tpr-apiserver/objects"]));
+    }
+    let updated = registry::update(app.store.as_ref(), scope, name, marked, false).await?;
+    let revision = meta_str(&updated, "resourceVersion").and_then(|r| r.parse().ok()).unwrap_or(0);
+    tokio::spawn(app.controller.clone().finish_delete(updated.clone(), revision));
+    Ok(h::json(StatusCode::OK, &updated))
+}
+
+/// The read revision of `resourceVersion` and `resourceVersionMatch`.
+fn read_revision(q: &std::collections::HashMap<String, String>) -> Result<ReadRevision, ApiError> {
+    let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
+    let parse = |s: &str| s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")));
+    Ok(match (rv, q.get("resourceVersionMatch").map(String::as_str)) {
+        ("", None | Some("")) => ReadRevision::Consistent,
+        ("", Some(m)) => {
+            return Err(ApiError::bad_request(format!("resourceVersionMatch {m:?} needs a resourceVersion")))
+        }
+        ("0", None | Some("") | Some("NotOlderThan")) => ReadRevision::Any,
+        (r, None | Some("") | Some("NotOlderThan")) => ReadRevision::NotOlderThan(parse(r)?),
+        (r, Some("Exact")) => ReadRevision::Exact(parse(r)?),
+        (_, Some(m)) => {
+            return Err(ApiError::bad_request(format!("unknown resourceVersionMatch {m:?}; use NotOlderThan or Exact")))
+        }
+    })
+}
+
+/// The opaque continue token: the revision of the first page and the next key.
+fn encode_continue(revision: i64, next_key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"rv": revision, "start": next_key}).to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
+    let bad = || ApiError::bad_request("invalid continue token");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    Ok((
+        v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?,
+        v.get("start").and_then(Value::as_str).ok_or_else(bad)?.to_string(),
+    ))
+}
+
+async fn list(scope: Scope<'_>, q: &std::collections::HashMap<String, String>) -> Result<Response<Body>, ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let prefix = scope.rt.list_prefix(scope.namespace);
+    let (revision, start) = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let (rv, start) = decode_continue(token)?;
+            if !start.starts_with(&prefix) {
+                return Err(ApiError::bad_request("the continue token does not belong to this list"));
+            }
+            (ReadRevision::Exact(rv), Some(start))
+        }
+        None => (read_revision(q)?, None),
+    };
+    let target = scope.target("");
+    let api_version = scope.rt.api_version(scope.version);
+    let mut items = Vec::new();
+    let mut opts = ListOptions { prefix: prefix.clone(), start, limit: 0, revision };
+    // Read in pages until `limit` matching objects are found (or the end).
+    let (read_at, next) = 'pages: loop {
+        opts.limit = if limit == 0 { 0 } else { (limit - items.len()).max(64) };
+        let page = scope.rt.cache.list(&opts).await.map_err(|e| match e {
+            storage::StorageError::Compacted { .. } | storage::StorageError::TooOld { .. } if opts.start.is_some() => ApiError::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            ),
+            e => ApiError::from_storage(e, &target),
+        })?;
+        opts.revision = ReadRevision::Exact(page.revision);
+        for (i, kv) in page.items.iter().enumerate() {
+            let obj = registry::decode(kv, &api_version)?;
+            if labels.matches(&obj) && fields.matches(&obj) {
+                items.push(obj);
+                if limit > 0 && items.len() == limit {
+                    let more = i + 1 < page.items.len() || page.remaining > 0;
+                    break 'pages (page.revision, more.then(|| format!("{}\0", kv.key)));
+                }
+            }
+        }
+        match page.items.last() {
+            Some(last) if page.remaining > 0 && limit > 0 => opts.start = Some(format!("{}\0", last.key)),
+            _ => break (page.revision, None),
+        }
+    };
+    let mut metadata = json!({"resourceVersion": read_at.to_string()});
+    if let Some(next) = next {
+        metadata["continue"] = Value::String(encode_continue(read_at, &next));
+    }
+    let body = json!({
+        "kind": format!("{}List", scope.rt.kind),
+        "apiVersion": api_version,
+        "metadata": metadata,
+        "items": items,
+    });
+    Ok(h::json(StatusCode::OK, &body))
+}
+
+async fn watch(
+    app: &App,
+    scope: Scope<'_>,
+    name: Option<&str>,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let mut fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    if let Some(name) = name {
+        fields = FieldSelector::parse(&format!("metadata.name={name}"))?;
+    }
+    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
+    let start = match rv {
+        "" | "0" => WatchStart::WithInitialState,
+        _ if send_initial => WatchStart::WithInitialState,
+        r => WatchStart::After(r.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {r:?}")))?),
+    };
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let req = WatchRequest { prefix: scope.rt.list_prefix(scope.namespace), start };
+    let watcher = match scope.rt.cache.watch(&req).await {
+        Ok(w) => w,
+        Err(e @ (storage::StorageError::TooOld { .. } | storage::StorageError::Compacted { .. })) => {
+            return Ok(watch::error_stream(&ApiError::from_storage(e, &scope.target(""))));
+        }
+        Err(e) => return Err(ApiError::from_storage(e, &scope.target(""))),
+    };
+    let params = watch::WatchParams {
+        api_version: scope.rt.api_version(scope.version),
+        kind: scope.rt.kind.clone(),
+        labels,
+        fields,
+        bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
+        initial_events_end: send_initial,
+        timeout,
+        shutdown: app.shutdown.clone(),
+    };
+    Ok(watch::respond(watcher, params))
+}
+
+async fn delete_collection(
+    app: &App,
+    scope: Scope<'_>,
+    q: &std::collections::HashMap<String, String>,
+    dry_run: bool,
+) -> Result<Response<Body>, ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let opts = ListOptions {
+        prefix: scope.rt.list_prefix(scope.namespace),
+        start: None,
+        limit: 0,
+        revision: ReadRevision::Consistent,
+    };
+    let page = scope.rt.cache.list(&opts).await.map_err(|e| ApiError::from_storage(e, &scope.target("")))?;
+    let api_version = scope.rt.api_version(scope.version);
+    let mut deleted = Vec::new();
+    for kv in &page.items {
+        let obj = registry::decode(kv, &api_version)?;
+        if !(labels.matches(&obj) && fields.matches(&obj)) {
+            continue;
+        }
+        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        let ns = meta_str(&obj, "namespace").map(String::from);
+        let s = Scope { namespace: ns.as_deref().or(scope.namespace), ..scope };
+        match registry::delete(app.store.as_ref(), s, &name, &Preconditions::default(), dry_run).await {
+            Ok(o) => deleted.push(o),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let body = json!({"kind": format!("{}List", scope.rt.kind), "apiVersion": api_version, "metadata": {"resourceVersion": page.revision.to_string()}, "items": deleted});
+    Ok(h::json(StatusCode::OK, &body))
+}

@@ -1,0 +1,94 @@
+//! HTTP helpers: the response body type, JSON responses, bounded request
+//! bodies and query parameters.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::status::ApiError;
+
+/// Every response body: a whole buffer or a watch stream.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Largest request body (as kube-apiserver's 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// A whole-buffer body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+/// A JSON response.
+pub fn json(code: StatusCode, value: &Value) -> Response<Body> {
+    let mut resp = Response::new(full(value.to_string()));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A plain-text response.
+pub fn text(code: StatusCode, body: impl Into<String>) -> Response<Body> {
+    let mut resp = Response::new(full(body.into()));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// The `Status` response of an error.
+pub fn error(e: &ApiError) -> Response<Body> {
+    e.to_response().map(|b| b.boxed_unsync())
+}
+
+/// Adds a `Warning: 299 - "..."` header, as kube-apiserver's warnings.
+pub fn warn(resp: &mut Response<Body>, message: &str) {
+    let escaped = message.replace('\\', "\\\\").replace('"', "\\\"");
+    if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+        resp.headers_mut().append(http::header::WARNING, v);
+    }
+}
+
+/// Reads a JSON body of at most [`MAX_BODY`] bytes: 413 when larger (without
+/// reading it whole when Content-Length says so), 415 for other media types,
+/// 400 for malformed or too deeply nested JSON.
+pub async fn read_json(parts: &http::request::Parts, body: Incoming) -> Result<Value, ApiError> {
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    let bytes = Limited::new(body, MAX_BODY).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ApiError::too_large(MAX_BODY)
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
+    })?;
+    let bytes = bytes.to_bytes();
+    // serde_json refuses nesting deeper than 128 levels: that bounds depth.
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// The media type of the request body (without parameters).
+pub fn content_type(parts: &http::request::Parts) -> String {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Query parameters (last one wins; unknown ones are ignored by callers).
+pub fn query(uri: &http::Uri) -> HashMap<String, String> {
+    uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}

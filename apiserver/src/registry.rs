@@ -1,0 +1,381 @@
+//! The generic registry: create, read, update and delete of JSON objects of
+//! any served type, on top of the storage contract (k8s.io/apiserver's
+//! generic registry store, in small). Objects are stored without
+//! `metadata.resourceVersion`; it comes from the key's mod revision.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use storage::{KeyValue, StorageError, Store};
+
+use crate::meta;
+use crate::resources::ResourceType;
+use crate::status::{ApiError, Cause, Target};
+
+/// A request's type, version and namespace.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    /// The type.
+    pub rt: &'a ResourceType,
+    /// The version named in the URL.
+    pub version: &'a str,
+    /// The namespace of the URL (None for cluster-scoped types and all-namespace paths).
+    pub namespace: Option<&'a str>,
+}
+
+impl Scope<'_> {
+    /// The error target for `name`.
+    pub fn target(&self, name: &str) -> Target {
+        Target { group: self.rt.group.clone(), resource: self.rt.plural.clone(), name: name.to_string() }
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.rt.key(self.namespace, name)
+    }
+}
+
+/// Turns a stored value into the object a client sees through `api_version`.
+pub fn decode(kv: &KeyValue, api_version: &str) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::internal(format!("stored object {} is not a JSON object", kv.key)))?;
+    map.insert("apiVersion".into(), Value::String(api_version.to_string()));
+    if let Some(Value::Object(m)) = map.get_mut("metadata") {
+        m.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
+    }
+    Ok(obj)
+}
+
+fn encode(obj: &Value) -> Result<Bytes, ApiError> {
+    let mut stored = obj.clone();
+    if let Some(Value::Object(m)) = stored.get_mut("metadata") {
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+    }
+    serde_json::to_vec(&stored)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))
+}
+
+fn metadata_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
+    let map = obj.as_object_mut().ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
+    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    meta.as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be a JSON object"))
+}
+
+/// The string at `metadata.<field>`, if any.
+pub fn meta_str<'v>(obj: &'v Value, field: &str) -> Option<&'v str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+/// Checks and fills `kind` and `apiVersion`: missing ones come from the URL.
+fn check_type_fields(obj: &mut Value, scope: &Scope<'_>) -> Result<(), ApiError> {
+    let expected_version = scope.rt.api_version(scope.version);
+    let map = obj.as_object_mut().ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
+    match map.get("apiVersion") {
+        None | Some(Value::Null) => {
+            map.insert("apiVersion".into(), Value::String(expected_version.clone()));
+        }
+        Some(Value::String(v)) if *v == expected_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({}) does not match the expected API version ({expected_version})",
+                v.as_str().unwrap_or("not a string")
+            )))
+        }
+    }
+    match map.get("kind") {
+        None | Some(Value::Null) => {
+            map.insert("kind".into(), Value::String(scope.rt.kind.clone()));
+        }
+        Some(Value::String(k)) if *k == scope.rt.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({}) does not match the expected kind ({})",
+                k.as_str().unwrap_or("not a string"),
+                scope.rt.kind
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Checks and fills the namespace from the URL.
+fn check_namespace(meta: &mut Map<String, Value>, scope: &Scope<'_>) -> Result<(), ApiError> {
+    match (scope.namespace, meta.get("namespace").and_then(Value::as_str)) {
+        (Some(url), Some(body)) if url != body => Err(ApiError::bad_request(format!(
+            "the namespace of the provided object ({body}) does not match the namespace sent on the request ({url})"
+        ))),
+        (Some(url), _) => {
+            meta.insert("namespace".into(), Value::String(url.to_string()));
+            Ok(())
+        }
+        (None, _) if scope.rt.namespaced => Err(ApiError::bad_request("the request must name a namespace")),
+        (None, _) => {
+            meta.remove("namespace");
+            Ok(())
+        }
+    }
+}
+
+fn validate(obj: &Value, scope: &Scope<'_>, name: &str) -> Result<(), ApiError> {
+    let mut causes: Vec<Cause> = Vec::new();
+    meta::check_name(name, "metadata.name", &mut causes);
+    if let Some(ns) = scope.namespace {
+        if !meta::is_dns_label(ns) {
+            causes.push(Cause {
+                reason: "FieldValueInvalid",
+                message: format!("Invalid value: {ns:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"),
+                field: "metadata.namespace".into(),
+            });
+        }
+    }
+    if let Some(Value::Object(m)) = obj.get("metadata") {
+        meta::check_labels_and_annotations(m, &mut causes);
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&scope.target(name), &scope.rt.kind, causes))
+    }
+}
+
+/// Everything outside `metadata` (and `apiVersion`), to decide whether `generation` moves.
+fn spec_of(obj: &Value) -> Map<String, Value> {
+    let mut m = obj.as_object().cloned().unwrap_or_default();
+    m.remove("metadata");
+    m.remove("apiVersion");
+    m.remove("status");
+    m
+}
+
+/// Creates an object; `dry_run` validates without storing.
+pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    check_type_fields(&mut obj, &scope)?;
+    let meta = metadata_mut(&mut obj)?;
+    check_namespace(meta, &scope)?;
+    let generate = match meta.get("name").and_then(Value::as_str) {
+        Some(n) if !n.is_empty() => None,
+        _ => match meta.get("generateName").and_then(Value::as_str) {
+            Some(prefix) if !prefix.is_empty() => Some(prefix.to_string()),
+            _ => {
+                let t = scope.target("");
+                return Err(ApiError::invalid(
+                    &t,
+                    &scope.rt.kind,
+                    vec![Cause {
+                        reason: "FieldValueRequired",
+                        message: "Required value: name or generateName is required".into(),
+                        field: "metadata.name".into(),
+                    }],
+                ));
+            }
+        },
+    };
+    for key in ["uid", "resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        meta.remove(key);
+    }
+    meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    meta.insert("creationTimestamp".into(), Value::String(meta::now_rfc3339()));
+    meta.insert("generation".into(), Value::from(1));
+    // generateName: a few attempts with fresh suffixes on a collision.
+    for _ in 0..8 {
+        let name = match &generate {
+            Some(prefix) => format!("{prefix}{}", meta::random_suffix()),
+            None => meta_str(&obj, "name").unwrap_or_default().to_string(),
+        };
+        if let Ok(m) = metadata_mut(&mut obj) {
+            m.insert("name".into(), Value::String(name.clone()));
+        }
+        validate(&obj, &scope, &name)?;
+        if dry_run {
+            return Ok(obj);
+        }
+        match store.create(&scope.key(&name), encode(&obj)?).await {
+            Ok(kv) => return decode(&kv, &scope.rt.api_version(scope.version)),
+            Err(StorageError::AlreadyExists { .. }) if generate.is_some() => continue,
+            Err(e) => return Err(ApiError::from_storage(e, &scope.target(&name))),
+        }
+    }
+    Err(ApiError::already_exists(&scope.target(generate.as_deref().unwrap_or_default())))
+}
+
+/// Reads one object (a consistent read from the store).
+pub async fn get(store: &dyn Store, scope: Scope<'_>, name: &str) -> Result<Value, ApiError> {
+    let kv = store.get(&scope.key(name)).await.map_err(|e| ApiError::from_storage(e, &scope.target(name)))?;
+    let kv = kv.ok_or_else(|| ApiError::not_found(&scope.target(name)))?;
+    decode(&kv, &scope.rt.api_version(scope.version))
+}
+
+/// Replaces an object; `metadata.resourceVersion` must match the stored one.
+pub async fn update(
+    store: &dyn Store,
+    scope: Scope<'_>,
+    name: &str,
+    mut obj: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let target = scope.target(name);
+    check_type_fields(&mut obj, &scope)?;
+    let meta = metadata_mut(&mut obj)?;
+    check_namespace(meta, &scope)?;
+    match meta.get("name").and_then(Value::as_str) {
+        Some(n) if n == name => {}
+        None => {
+            meta.insert("name".into(), Value::String(name.to_string()));
+        }
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )))
+        }
+    }
+    let expected: i64 = match meta.get("resourceVersion").and_then(Value::as_str) {
+        Some(rv) => rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        None => {
+            return Err(ApiError::invalid(
+                &target,
+                &scope.rt.kind,
+                vec![Cause {
+                    reason: "FieldValueInvalid",
+                    message: "Invalid value: 0x0: must be specified for an update".into(),
+                    field: "metadata.resourceVersion".into(),
+                }],
+            ));
+        }
+    };
+    validate(&obj, &scope, name)?;
+    let key = scope.key(name);
+    let current = store
+        .get(&key)
+        .await
+        .map_err(|e| ApiError::from_storage(e, &target))?
+        .ok_or_else(|| ApiError::not_found(&target))?;
+    if current.mod_revision != expected {
+        return Err(ApiError::conflict(
+            &target,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    let old: Value = serde_json::from_slice(&current.value)
+        .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
+    merge_server_fields(&mut obj, &old)?;
+    let deleting = meta_str(&obj, "deletionTimestamp").is_some();
+    let no_finalizers =
+        obj.get("metadata").and_then(|m| m.get("finalizers")).and_then(Value::as_array).is_none_or(|f| f.is_empty());
+    if dry_run {
+        return Ok(obj);
+    }
+    if deleting && no_finalizers {
+        // The last finalizer is gone: the pending delete completes.
+        let gone = store.delete(&key, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
+        let mut last = gone.prev.clone();
+        last.mod_revision = gone.revision;
+        last.value = encode(&obj)?;
+        return decode(&last, &scope.rt.api_version(scope.version));
+    }
+    let kv = store.update(&key, encode(&obj)?, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
+    decode(&kv, &scope.rt.api_version(scope.version))
+}
+
+/// Keeps what the server owns (uid, creationTimestamp, deletionTimestamp)
+/// and moves `generation` when anything outside metadata changed.
+fn merge_server_fields(obj: &mut Value, old: &Value) -> Result<(), ApiError> {
+    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+    let changed = spec_of(obj) != spec_of(old);
+    let meta = metadata_mut(obj)?;
+    for key in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        match old_meta.get(key) {
+            Some(v) => meta.insert(key.into(), v.clone()),
+            None => meta.remove(key),
+        };
+    }
+    meta.insert("generation".into(), Value::from(if changed { generation + 1 } else { generation }));
+    Ok(())
+}
+
+/// Delete preconditions from DeleteOptions.
+#[derive(Clone, Debug, Default)]
+pub struct Preconditions {
+    /// The object must have this uid.
+    pub uid: Option<String>,
+    /// The object must be at this resourceVersion.
+    pub resource_version: Option<i64>,
+}
+
+/// Deletes an object, or marks it for deletion while finalizers remain.
+pub async fn delete(
+    store: &dyn Store,
+    scope: Scope<'_>,
+    name: &str,
+    pre: &Preconditions,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let target = scope.target(name);
+    let key = scope.key(name);
+    let api_version = scope.rt.api_version(scope.version);
+    loop {
+        let current = store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::from_storage(e, &target))?
+            .ok_or_else(|| ApiError::not_found(&target))?;
+        let mut obj = decode(&current, &api_version)?;
+        if let Some(uid) = &pre.uid {
+            if meta_str(&obj, "uid") != Some(uid.as_str()) {
+                return Err(ApiError::conflict(
+                    &target,
+                    format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&obj, "uid").unwrap_or("")
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = pre.resource_version {
+            if rv != current.mod_revision {
+                return Err(ApiError::conflict(&target, format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.mod_revision)));
+            }
+        }
+        if dry_run {
+            return Ok(obj);
+        }
+        let has_finalizers = obj
+            .get("metadata")
+            .and_then(|m| m.get("finalizers"))
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let result = if has_finalizers {
+            if meta_str(&obj, "deletionTimestamp").is_some() {
+                return Ok(obj);
+            }
+            let meta = metadata_mut(&mut obj)?;
+            meta.insert("deletionTimestamp".into(), Value::String(meta::now_rfc3339()));
+            meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+            store.update(&key, encode(&obj)?, Some(current.mod_revision)).await.map(|kv| (kv, None))
+        } else {
+            store.delete(&key, Some(current.mod_revision)).await.map(|d| (d.prev, Some(d.revision)))
+        };
+        match result {
+            Ok((kv, deleted_at)) => {
+                let mut kv = kv;
+                if let Some(rev) = deleted_at {
+                    kv.mod_revision = rev;
+                }
+                if has_finalizers {
+                    return decode(&kv, &api_version);
+                }
+                let mut out = decode(&kv, &api_version)?;
+                if let Some(Value::Object(m)) = out.get_mut("metadata") {
+                    m.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
+                }
+                return Ok(out);
+            }
+            // Changed meanwhile: re-read and re-check the preconditions.
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(e) => return Err(ApiError::from_storage(e, &target)),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The resource types this server serves right now: the built-in
+//! ThirdPartyResource type and one type per stored ThirdPartyResource.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use storage::WatchCache;
+
+/// One served resource type and its watch cache.
+pub struct ResourceType {
+    /// API group, e.g. `prsn.io`.
+    pub group: String,
+    /// Served versions, e.g. `["stable/v1", "v1"]`.
+    pub versions: Vec<String>,
+    /// Kind, e.g. `MysqlDb`.
+    pub kind: String,
+    /// Resource name, e.g. `mysqldbs`.
+    pub plural: String,
+    /// Singular name, e.g. `mysqldb`.
+    pub singular: String,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+    /// Storage prefix of every object, with a trailing `/`.
+    pub key_prefix: String,
+    /// The cache that serves lists, gets and watches.
+    pub cache: Arc<WatchCache>,
+}
+
+impl ResourceType {
+    /// The storage key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) => format!("{}{ns}/{name}", self.key_prefix),
+            None => format!("{}{name}", self.key_prefix),
+        }
+    }
+
+    /// The storage prefix of a list: one namespace, or everything.
+    pub fn list_prefix(&self, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) => format!("{}{ns}/", self.key_prefix),
+            None => self.key_prefix.clone(),
+        }
+    }
+
+    /// `group/version`.
+    pub fn api_version(&self, version: &str) -> String {
+        format!("{}/{version}", self.group)
+    }
+}
+
+/// The set of served types, keyed by group and resource name.
+#[derive(Default)]
+pub struct ServedTypes {
+    types: RwLock<BTreeMap<(String, String), Arc<ResourceType>>>,
+}
+
+/// A path's group, version and the segments after the version.
+pub struct Resolved<'a> {
+    /// Every type of the group that serves the version.
+    pub types: Vec<Arc<ResourceType>>,
+    /// The version as named in the path.
+    pub version: String,
+    /// The path segments after the version.
+    pub rest: &'a [&'a str],
+}
+
+impl ServedTypes {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<(String, String), Arc<ResourceType>>> {
+        self.types.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or replaces a type.
+    pub fn insert(&self, t: Arc<ResourceType>) {
+        let mut types = self.types.write().unwrap_or_else(|p| p.into_inner());
+        types.insert((t.group.clone(), t.plural.clone()), t);
+    }
+
+    /// Removes a type.
+    pub fn remove(&self, group: &str, plural: &str) -> Option<Arc<ResourceType>> {
+        let mut types = self.types.write().unwrap_or_else(|p| p.into_inner());
+        types.remove(&(group.to_string(), plural.to_string()))
+    }
+
+    /// The type `plural` of `group`.
+    pub fn get(&self, group: &str, plural: &str) -> Option<Arc<ResourceType>> {
+        self.read().get(&(group.to_string(), plural.to_string())).cloned()
+    }
+
+    /// Every served type.
+    pub fn all(&self) -> Vec<Arc<ResourceType>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Matches `segments` (the path after `/apis/<group>/`) against the
+    /// versions served in `group`; versions may contain `/` (`stable/v1`).
+    pub fn resolve<'a>(&self, group: &str, segments: &'a [&'a str]) -> Option<Resolved<'a>> {
+        let in_group: Vec<Arc<ResourceType>> = self.read().values().filter(|t| t.group == group).cloned().collect();
+        let mut best: Option<Resolved<'a>> = None;
+        for t in &in_group {
+            for v in &t.versions {
+                let vs: Vec<&str> = v.split('/').collect();
+                if segments.len() >= vs.len() && segments[..vs.len()] == vs[..] {
+                    let longer = best.as_ref().is_none_or(|b| b.version.len() < v.len());
+                    if longer {
+                        best = Some(Resolved { types: Vec::new(), version: v.clone(), rest: &segments[vs.len()..] });
+                    }
+                }
+            }
+        }
+        let mut found = best?;
+        found.types = in_group.into_iter().filter(|t| t.versions.contains(&found.version)).collect();
+        Some(found)
+    }
+}

@@ -1,0 +1,129 @@
+//! Watch responses: one JSON event per line over a chunked 200 response,
+//! flushed per event, from a watch-cache watcher.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{json, Value};
+use storage::cache::EventKind;
+use storage::{CacheEvent, CacheWatcher, WatchItem};
+
+use crate::http::Body;
+use crate::registry::decode;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+
+/// What a watch stream needs besides the watcher.
+pub struct WatchParams {
+    /// `group/version` of the URL.
+    pub api_version: String,
+    /// Kind of the type (for bookmarks).
+    pub kind: String,
+    /// Selectors applied to every event.
+    pub labels: LabelSelector,
+    /// Field selectors applied to every event.
+    pub fields: FieldSelector,
+    /// Send BOOKMARK events.
+    pub bookmarks: bool,
+    /// After the initial state, send a bookmark marked `k8s.io/initial-events-end`.
+    pub initial_events_end: bool,
+    /// End the watch after this long.
+    pub timeout: Duration,
+    /// Ends the watch when the server shuts down.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+fn line(kind: &str, object: Value) -> Bytes {
+    let mut s = json!({"type": kind, "object": object}).to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+fn bookmark(p: &WatchParams, revision: i64, end_of_initial: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": revision.to_string()});
+    if end_of_initial {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    line("BOOKMARK", json!({"kind": p.kind, "apiVersion": p.api_version, "metadata": meta}))
+}
+
+/// Turns one cache event into the line a client sees, applying selectors:
+/// an object that starts matching is ADDED, one that stops is DELETED.
+fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
+    let obj = decode(&e.object, &p.api_version).ok()?;
+    let matches = |o: &Value| p.labels.matches(o) && p.fields.matches(o);
+    let now = matches(&obj);
+    let before =
+        e.prev.as_ref().and_then(|prev| decode(prev, &p.api_version).ok()).map(|o| matches(&o)).unwrap_or(false);
+    let kind = match (e.kind, before, now) {
+        (EventKind::Added, _, true) => "ADDED",
+        (EventKind::Modified, true, true) => "MODIFIED",
+        (EventKind::Modified, false, true) => "ADDED",
+        (EventKind::Modified, true, false) => "DELETED",
+        (EventKind::Deleted, _, _) if now || before => "DELETED",
+        _ => return None,
+    };
+    Some(line(kind, obj))
+}
+
+struct State {
+    watcher: CacheWatcher,
+    params: WatchParams,
+    deadline: tokio::time::Instant,
+    initial_end_pending: bool,
+    done: bool,
+}
+
+/// The streaming 200 response of a watch.
+pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
+    let deadline = tokio::time::Instant::now() + params.timeout;
+    let initial_end_pending = params.initial_events_end;
+    let state = State { watcher, params, deadline, initial_end_pending, done: false };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            if st.initial_end_pending && !st.watcher.has_pending() {
+                st.initial_end_pending = false;
+                let b = bookmark(&st.params, st.watcher.start_revision(), true);
+                return Some((Ok(Frame::data(b)), st));
+            }
+            let next = tokio::select! {
+                _ = tokio::time::sleep_until(st.deadline) => return None,
+                _ = st.params.shutdown.changed() => return None,
+                next = st.watcher.recv() => next,
+            };
+            let bytes = match next {
+                None => return None,
+                Some(Ok(WatchItem::Event(e))) => match event_line(&st.params, &e) {
+                    Some(l) => l,
+                    None => continue,
+                },
+                Some(Ok(WatchItem::Bookmark(r))) if st.params.bookmarks => bookmark(&st.params, r, false),
+                Some(Ok(WatchItem::Bookmark(_))) => continue,
+                Some(Err(e)) => {
+                    st.done = true;
+                    let status = ApiError::from_storage(e, &Default::default()).to_status();
+                    line("ERROR", status)
+                }
+            };
+            return Some((Ok::<_, std::convert::Infallible>(Frame::data(bytes)), st));
+        }
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp
+}
+
+/// A stream with one ERROR event, for a watch that cannot start (e.g. 410).
+pub fn error_stream(e: &ApiError) -> Response<Body> {
+    let mut resp = Response::new(crate::http::full(line("ERROR", e.to_status())));
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
