@@ -99,3 +99,111 @@ pub fn resource_list(types: &[Arc<ResourceType>], group: &str, version: &str) ->
         .collect();
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/{version}"), "resources": resources})
 }
+
+/// A stable short hash of a document, for OpenAPI's `?hash=` cache keys.
+fn hash_of(doc: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    doc.to_string().hash(&mut h);
+    format!("{:016X}", h.finish())
+}
+
+/// `/openapi/v3`: one entry per listed group-version.
+pub fn openapi_index(types: &[Arc<ResourceType>]) -> Value {
+    let mut paths = serde_json::Map::new();
+    for (group, versions) in groups(types) {
+        for v in versions {
+            let doc = openapi_group_version(types, &group, &v);
+            let url = format!("/openapi/v3/apis/{group}/{v}?hash={}", hash_of(&doc));
+            paths.insert(format!("apis/{group}/{v}"), json!({ "serverRelativeURL": url }));
+        }
+    }
+    json!({ "paths": paths })
+}
+
+/// The schema name of a kind, as kube-apiserver names custom resources
+/// (reversed group, version, kind): `io.prsn.v1.MysqlDb`.
+fn schema_name(group: &str, version: &str, kind: &str) -> String {
+    let reversed: Vec<&str> = group.split('.').rev().collect();
+    format!("{}.{version}.{kind}", reversed.join("."))
+}
+
+/// `/openapi/v3/apis/<group>/<version>`: schemaless objects (any fields kept),
+/// with the group-version-kind extensions and the `fieldValidation` parameter
+/// that make kubectl validate on the server.
+pub fn openapi_group_version(types: &[Arc<ResourceType>], group: &str, version: &str) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for t in types.iter().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)) {
+        let gvk = json!({"group": group, "version": version, "kind": t.kind});
+        let name = schema_name(group, version, &t.kind);
+        let list_name = format!("{name}List");
+        let reference = |n: &str| json!({"$ref": format!("#/components/schemas/{n}")});
+        let body = |n: &str| json!({"content": {"application/json": {"schema": reference(n)}}});
+        let query = |n: &str| json!({"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": true});
+        let op = |action: &str, schema: &str| {
+            json!({
+                "operationId": format!("{action}{}", t.kind),
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": reference(schema)}}}},
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+            })
+        };
+        let mut patch = op("patch", &name);
+        patch["parameters"] = json!([query("dryRun"), query("fieldManager"), query("fieldValidation"), query("force")]);
+        patch["requestBody"] = json!({"content": {
+            "application/json-patch+json": {"schema": {"type": "object"}},
+            "application/merge-patch+json": {"schema": {"type": "object"}},
+            "application/apply-patch+yaml": {"schema": {"type": "object"}},
+        }});
+        let mut put = op("put", &name);
+        put["parameters"] = json!([query("dryRun"), query("fieldManager"), query("fieldValidation")]);
+        put["requestBody"] = body(&name);
+        let mut post = op("post", &name);
+        post["parameters"] = json!([query("dryRun"), query("fieldManager"), query("fieldValidation")]);
+        post["requestBody"] = body(&name);
+        let base = if t.namespaced {
+            format!("/apis/{group}/{version}/namespaces/{{namespace}}/{}", t.plural)
+        } else {
+            format!("/apis/{group}/{version}/{}", t.plural)
+        };
+        paths.insert(base.clone(), json!({"get": op("list", &list_name), "post": post}));
+        paths.insert(
+            format!("{base}/{{name}}"),
+            json!({"get": op("get", &name), "put": put, "patch": patch, "delete": op("delete", &name)}),
+        );
+        let description = if t.plural == "thirdpartyresources" {
+            "A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions."
+        } else {
+            "A schemaless object of a ThirdPartyResource type: any fields besides apiVersion, kind and metadata are kept as posted."
+        };
+        schemas.insert(
+            name.clone(),
+            json!({
+                "type": "object",
+                "description": description,
+                "properties": {
+                    "apiVersion": {"type": "string", "description": "APIVersion of this object."},
+                    "kind": {"type": "string", "description": "Kind of this object."},
+                    "metadata": {"type": "object", "description": "Standard object metadata."},
+                },
+                "x-kubernetes-preserve-unknown-fields": true,
+                "x-kubernetes-group-version-kind": [gvk],
+            }),
+        );
+        schemas.insert(
+            list_name,
+            json!({
+                "type": "object",
+                "properties": {"items": {"type": "array", "items": reference(&name)}, "metadata": {"type": "object"}},
+                "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": format!("{}List", t.kind)}],
+            }),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "tpr-apiserver", "version": version},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}

@@ -75,6 +75,14 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
     match segments.as_slice() {
         ["api"] => return Ok(h::json(StatusCode::OK, &docs::core_versions())),
         ["apis"] => return Ok(h::json(StatusCode::OK, &docs::group_list(&app.served.all()))),
+        ["openapi", "v3"] => return Ok(h::json(StatusCode::OK, &docs::openapi_index(&app.served.all()))),
+        ["openapi", "v3", "apis", group, version] => {
+            let doc = docs::openapi_group_version(&app.served.all(), group, version);
+            if doc["paths"].as_object().is_none_or(|p| p.is_empty()) {
+                return Err(ApiError::no_route(&path));
+            }
+            return Ok(h::json(StatusCode::OK, &doc));
+        }
         ["apis", group] => {
             let doc = docs::group(&app.served.all(), group).ok_or_else(|| ApiError::no_route(&path))?;
             return Ok(h::json(StatusCode::OK, &doc));
