@@ -14,7 +14,7 @@ use storage::{ListOptions, ReadRevision, Store, WatchRequest};
 use crate::authn::{Authenticator, User};
 use crate::http::{self as h, Body};
 use crate::registry::{self, meta_str, Preconditions, Scope};
-use crate::resources::{ResourceType, ServedTypes};
+use crate::resources::ServedTypes;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::tpr::{self, Controller};
@@ -39,15 +39,32 @@ const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Answers one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, cert_user: Option<User>) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    if let Some(resp) = public(&app, &path).await {
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    let resp = answer(&app, parts, &mut body, cert_user).await;
+    // A body nobody read is drained in the background (bounded): dropping it
+    // would make HTTP/2 reset the stream before the client sees the answer.
+    if let Some(unread) = body {
+        h::discard(unread);
+    }
+    resp
+}
+
+async fn answer(
+    app: &App,
+    parts: http::request::Parts,
+    body: &mut Option<Incoming>,
+    cert_user: Option<User>,
+) -> Response<Body> {
+    let path = parts.uri.path().to_string();
+    if let Some(resp) = public(app, &path).await {
         return resp;
     }
-    let bearer = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let bearer = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let Some(_user) = app.authn.bearer(bearer).or(cert_user) else {
         return h::error(&ApiError::unauthorized());
     };
-    match route(&app, req).await {
+    match route(app, parts, body).await {
         Ok(resp) => resp,
         Err(e) => h::error(&e),
     }
@@ -69,8 +86,12 @@ async fn public(app: &App, path: &str) -> Option<Response<Body>> {
     })
 }
 
-async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let path = req.uri().path().to_string();
+async fn route(
+    app: &App,
+    parts: http::request::Parts,
+    body: &mut Option<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["api"] => return Ok(h::json(StatusCode::OK, &docs::core_versions())),
@@ -118,7 +139,8 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
     if name.is_some() && rt.namespaced && namespace.is_none() {
         return Err(ApiError::no_route(&path));
     }
-    let mut resp = serve(app, req, &rt, &version, namespace, name, watch_path).await?;
+    let scope = Scope { rt: &rt, version: &version, namespace };
+    let mut resp = serve(app, parts, body, scope, name, watch_path).await?;
     if let Some(w) = warning {
         h::warn(&mut resp, &w);
     }
@@ -127,18 +149,16 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
 
 async fn serve(
     app: &App,
-    req: Request<Incoming>,
-    rt: &Arc<ResourceType>,
-    version: &str,
-    namespace: Option<&str>,
+    parts: http::request::Parts,
+    body: &mut Option<Incoming>,
+    scope: Scope<'_>,
     name: Option<&str>,
     watch_path: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let q = h::query(req.uri());
-    let scope = Scope { rt, version, namespace };
+    let q = h::query(&parts.uri);
+    let rt = scope.rt;
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
-    let is_tpr = Arc::ptr_eq(rt, app.controller.tpr_type());
-    let (parts, body) = req.into_parts();
+    let is_tpr = std::ptr::eq(rt, app.controller.tpr_type().as_ref());
     let method = parts.method.clone();
     let wants_watch = watch_path || q.get("watch").is_some_and(|v| v == "true" || v == "1");
     match (method, name) {
@@ -148,7 +168,7 @@ async fn serve(
         }
         (Method::GET, None) => list(scope, &q).await,
         (Method::POST, None) => {
-            let obj = read_json_body(&parts, body).await?;
+            let obj = read_json_body(&parts, take(body)?).await?;
             if is_tpr {
                 tpr::validate(&obj)?;
             }
@@ -159,7 +179,7 @@ async fn serve(
             Ok(h::json(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name)) => {
-            let obj = read_json_body(&parts, body).await?;
+            let obj = read_json_body(&parts, take(body)?).await?;
             if is_tpr {
                 tpr::validate(&obj)?;
             }
@@ -174,7 +194,7 @@ async fn serve(
             if ct != "application/merge-patch+json" {
                 return Err(ApiError::unsupported_media_type(&ct, &["application/merge-patch+json"]));
             }
-            let patch = h::read_json(&parts, body).await?;
+            let patch = h::read_json(&parts, take(body)?).await?;
             let mut current = registry::get(app.store.as_ref(), scope, name).await?;
             let rv = meta_str(&current, "resourceVersion").map(String::from);
             merge_patch(&mut current, &patch);
@@ -194,15 +214,20 @@ async fn serve(
             Ok(h::json(StatusCode::OK, &updated))
         }
         (Method::DELETE, Some(name)) => {
-            let pre = preconditions(&parts, body).await?;
+            let pre = preconditions(&parts, take(body)?).await?;
             if is_tpr && !dry_run {
                 return delete_tpr(app, scope, name, &pre).await;
             }
-            Ok(h::json(StatusCode::OK, &registry::delete(app.store.as_ref(), scope, name, &pre, dry_run).await?))
+            Ok(h::json(StatusCode::OK, &registry::delete(app.store.as_ref(), scope, name, &pre, dry_run, None).await?))
         }
         (Method::DELETE, None) if !is_tpr => delete_collection(app, scope, &q, dry_run).await,
         (m, _) => Err(ApiError::method_not_allowed(&m, parts.uri.path())),
     }
+}
+
+/// The request body, once.
+fn take(body: &mut Option<Incoming>) -> Result<Incoming, ApiError> {
+    body.take().ok_or_else(|| ApiError::internal("the request body was already read"))
 }
 
 async fn read_json_body(parts: &http::request::Parts, body: Incoming) -> Result<Value, ApiError> {
@@ -250,30 +275,13 @@ async fn preconditions(parts: &http::request::Parts, body: Incoming) -> Result<P
     })
 }
 
-/// Deleting a TPR marks it; the controller deletes its objects, then it.
+/// Deleting a TPR marks it (a deletionTimestamp and a finalizer of the
+/// server's); the controller deletes its objects, then it.
 async fn delete_tpr(app: &App, scope: Scope<'_>, name: &str, pre: &Preconditions) -> Result<Response<Body>, ApiError> {
-    let current = registry::get(app.store.as_ref(), scope, name).await?;
-    if meta_str(&current, "deletionTimestamp").is_some() {
-        return Ok(h::json(StatusCode::OK, &current));
-    }
-    if pre.uid.as_deref().is_some_and(|u| Some(u) != meta_str(&current, "uid")) {
-        return Err(ApiError::conflict(&scope.target(name), "Precondition failed: UID mismatch"));
-    }
-    let mut marked = current.clone();
-    if let Some(Value::Object(m)) = marked.get_mut("metadata") {
-        m.insert("deletionTimestamp".into(), Value::String(crate::meta::now_rfc3339()));
-        if let Some(rv) = pre.resource_version {
-            m.insert("resourceVersion".into(), Value::String(rv.to_string()));
-        }
-    }
-    // Keep it until its objects are gone: a finalizer stands for the controller.
-    if let Some(Value::Object(m)) = marked.get_mut("metadata") {
-        m.insert("finalizers".into(), json!(["tpr-apiserver/objects"]));
-    }
-    let updated = registry::update(app.store.as_ref(), scope, name, marked, false).await?;
-    let revision = meta_str(&updated, "resourceVersion").and_then(|r| r.parse().ok()).unwrap_or(0);
-    tokio::spawn(app.controller.clone().finish_delete(updated.clone(), revision));
-    Ok(h::json(StatusCode::OK, &updated))
+    let marked = registry::delete(app.store.as_ref(), scope, name, pre, false, Some(tpr::OBJECTS_FINALIZER)).await?;
+    let revision = meta_str(&marked, "resourceVersion").and_then(|r| r.parse().ok()).unwrap_or(0);
+    tokio::spawn(app.controller.clone().finish_delete(marked.clone(), revision));
+    Ok(h::json(StatusCode::OK, &marked))
 }
 
 /// The read revision of `resourceVersion` and `resourceVersionMatch`.
@@ -435,7 +443,7 @@ async fn delete_collection(
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let ns = meta_str(&obj, "namespace").map(String::from);
         let s = Scope { namespace: ns.as_deref().or(scope.namespace), ..scope };
-        match registry::delete(app.store.as_ref(), s, &name, &Preconditions::default(), dry_run).await {
+        match registry::delete(app.store.as_ref(), s, &name, &Preconditions::default(), dry_run, None).await {
             Ok(o) => deleted.push(o),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::Value;
 
@@ -63,19 +63,46 @@ pub async fn read_json(parts: &http::request::Parts, body: Incoming) -> Result<V
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
+        discard(body);
         return Err(ApiError::too_large(MAX_BODY));
     }
-    let bytes = Limited::new(body, MAX_BODY).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            ApiError::too_large(MAX_BODY)
-        } else {
-            ApiError::bad_request(format!("cannot read the request body: {e}"))
+    let mut body = body;
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if buf.len() + data.len() > MAX_BODY {
+                discard(body);
+                return Err(ApiError::too_large(MAX_BODY));
+            }
+            buf.extend_from_slice(data);
         }
-    })?;
-    let bytes = bytes.to_bytes();
+    }
+    let bytes = Bytes::from(buf);
     // serde_json refuses nesting deeper than 128 levels: that bounds depth.
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Most of a refused body that is read and thrown away, so that an HTTP/2
+/// client receives the 413 before its stream is reset.
+const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads and drops the rest of a refused body in the background (bounded in
+/// bytes and time), without keeping it.
+pub fn discard(mut body: Incoming) {
+    tokio::spawn(async move {
+        let mut seen = 0usize;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len());
+                if seen > DISCARD_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), drain).await;
+    });
 }
 
 /// The media type of the request body (without parameters).

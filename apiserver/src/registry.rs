@@ -305,13 +305,15 @@ pub struct Preconditions {
     pub resource_version: Option<i64>,
 }
 
-/// Deletes an object, or marks it for deletion while finalizers remain.
+/// Deletes an object, or marks it for deletion (a deletionTimestamp) while
+/// finalizers remain; `keep_for` adds a finalizer of the server's own.
 pub async fn delete(
     store: &dyn Store,
     scope: Scope<'_>,
     name: &str,
     pre: &Preconditions,
     dry_run: bool,
+    keep_for: Option<&str>,
 ) -> Result<Value, ApiError> {
     let target = scope.target(name);
     let key = scope.key(name);
@@ -342,11 +344,12 @@ pub async fn delete(
         if dry_run {
             return Ok(obj);
         }
-        let has_finalizers = obj
-            .get("metadata")
-            .and_then(|m| m.get("finalizers"))
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
+        let has_finalizers = keep_for.is_some()
+            || obj
+                .get("metadata")
+                .and_then(|m| m.get("finalizers"))
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
         let result = if has_finalizers {
             if meta_str(&obj, "deletionTimestamp").is_some() {
                 return Ok(obj);
@@ -354,6 +357,14 @@ pub async fn delete(
             let meta = metadata_mut(&mut obj)?;
             meta.insert("deletionTimestamp".into(), Value::String(meta::now_rfc3339()));
             meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+            if let Some(finalizer) = keep_for {
+                let list = meta.entry("finalizers").or_insert_with(|| Value::Array(Vec::new()));
+                if let Some(list) = list.as_array_mut() {
+                    if !list.iter().any(|f| f.as_str() == Some(finalizer)) {
+                        list.push(Value::String(finalizer.to_string()));
+                    }
+                }
+            }
             store.update(&key, encode(&obj)?, Some(current.mod_revision)).await.map(|kv| (kv, None))
         } else {
             store.delete(&key, Some(current.mod_revision)).await.map(|d| (d.prev, Some(d.revision)))

@@ -21,6 +21,8 @@ use crate::status::{ApiError, Cause, Target};
 pub const TPR_GROUP: &str = "extensions";
 /// The version of the ThirdPartyResource type.
 pub const TPR_VERSION: &str = "v1beta1";
+/// The finalizer that keeps a deleted TPR until its objects are gone.
+pub const OBJECTS_FINALIZER: &str = "tpr-apiserver/objects";
 
 /// Why a version name is served by path only.
 pub fn version_warning(version: &str) -> Option<String> {

@@ -6,7 +6,7 @@
 
 mod server;
 mod tls;
-pub use server::{binary as apiserver_binary, Server};
+pub use server::{binary as apiserver_binary, CurlOutput, Server};
 pub use tls::TestPki;
 
 use std::io;

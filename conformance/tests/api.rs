@@ -1,0 +1,297 @@
+//! The API with curl: writes, errors, lists, watches and TPR life cycle, on both backends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{create_tpr, json, post, start, Backend, CurlWatch};
+use serde_json::{json, Value};
+
+const DBS: &str = "/apis/prsn.io/v1/namespaces/default/mysqldbs";
+
+fn db(name: &str) -> Value {
+    json!({"apiVersion": "prsn.io/v1", "kind": "MysqlDb", "metadata": {"name": name, "labels": {"tier": "db"}}, "size": "small"})
+}
+
+fn rv(obj: &Value) -> String {
+    obj["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string()
+}
+
+fn watch_sees_changes_in_order_and_resumes(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    let w = CurlWatch::open(s, &format!("{DBS}?watch=true&timeoutSeconds=20"));
+    let created = json(&post(s, DBS, &db("a")));
+    let mut changed = created.clone();
+    changed["size"] = json!("large");
+    let out =
+        s.curl(&["-X", "PUT", "-H", "Content-Type: application/json", "-d", &changed.to_string()], &format!("{DBS}/a"));
+    assert_eq!(out.code, 200, "{}", out.body);
+    let updated = json(&out);
+    assert_eq!(updated["metadata"]["generation"], 2);
+    let out = s.curl(&["-X", "DELETE"], &format!("{DBS}/a"));
+    assert_eq!(out.code, 200, "{}", out.body);
+    let events: Vec<(String, Value)> = (0..3).map(|_| w.next()).collect();
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["ADDED", "MODIFIED", "DELETED"]);
+    assert_eq!(rv(&events[0].1), rv(&created));
+    assert_eq!(rv(&events[1].1), rv(&updated));
+    assert_eq!(events[1].1["size"], "large");
+    // Resume from the first event: the rest again, nothing missed.
+    let resumed = CurlWatch::open(
+        s,
+        &format!(
+            "/apis/prsn.io/v1/watch/namespaces/default/mysqldbs?resourceVersion={}&timeoutSeconds=20",
+            rv(&created)
+        ),
+    );
+    assert_eq!(resumed.next().0, "MODIFIED");
+    assert_eq!(resumed.next().0, "DELETED");
+    // A resourceVersion older than a type's history (its cache starts when
+    // its TPR is created): a 410 inside the stream.
+    create_tpr(s, "redis-cache.prsn.io", &["v1"]);
+    let old = CurlWatch::open(s, "/apis/prsn.io/v1/namespaces/default/rediscaches?watch=true&resourceVersion=1");
+    let (kind, status) = old.next();
+    assert_eq!(kind, "ERROR");
+    assert_eq!((status["code"].as_i64(), status["reason"].as_str()), (Some(410), Some("Expired")));
+}
+
+fn writes_follow_kubernetes_rules(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    // Invalid TPR names are a 422 that states the rule.
+    for bad in ["mysql.io", "3d.prsn.io", "my--db.prsn.io"] {
+        let body = json!({"kind": "ThirdPartyResource", "apiVersion": "extensions/v1beta1", "metadata": {"name": bad}, "versions": [{"name": "v1"}]});
+        let out = post(s, "/apis/extensions/v1beta1/thirdpartyresources", &body);
+        assert_eq!(out.code, 422, "{bad}: {}", out.body);
+        assert!(json(&out)["message"].as_str().unwrap().contains("must"), "{}", out.body);
+    }
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    create_tpr(s, "redis-cache.prsn.io", &["v1"]);
+    // Two TPRs in one group are both served.
+    let out = post(s, "/apis/prsn.io/v1/namespaces/default/rediscaches", &json!({"metadata": {"name": "c"}}));
+    assert_eq!(out.code, 201, "{}", out.body);
+    assert_eq!(json(&out)["kind"], "RedisCache", "kind and apiVersion are filled in");
+    let a = json(&post(s, DBS, &db("a")));
+    assert_eq!(a["metadata"]["generation"], 1);
+    assert!(a["metadata"]["uid"].is_string() && a["metadata"]["creationTimestamp"].is_string());
+    // Duplicate, stale update, wrong kind, wrong namespace, bad label, bad JSON.
+    assert_eq!(post(s, DBS, &db("a")).code, 409);
+    let mut stale = a.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    let out = s.curl(&["-X", "PUT", "-d", &stale.to_string()], &format!("{DBS}/a"));
+    assert_eq!((out.code, json(&out)["reason"].as_str()), (409, Some("Conflict")));
+    assert_eq!(post(s, DBS, &json!({"kind": "Other", "metadata": {"name": "x"}})).code, 400);
+    assert_eq!(post(s, DBS, &json!({"metadata": {"name": "x", "namespace": "other"}})).code, 400);
+    assert_eq!(post(s, DBS, &json!({"metadata": {"name": "x", "labels": {"bad key": "v"}}})).code, 422);
+    assert_eq!(post(s, DBS, &json!({"metadata": {"name": "Bad_Name"}})).code, 422);
+    assert_eq!(s.curl(&["-d", "{not json"], DBS).code, 400);
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    assert_eq!(s.curl(&["-d", &format!("{{\"metadata\":{{\"name\":\"deep\"}},\"x\":{deep}}}")], DBS).code, 400);
+    let big = format!("{{\"metadata\":{{\"name\":\"big\"}},\"blob\":\"{}\"}}", "x".repeat(4 << 20));
+    let big_file = r.dir.path().join("big.json");
+    std::fs::write(&big_file, big).unwrap();
+    let out = s.curl(&["-d", &format!("@{}", big_file.display())], DBS);
+    assert_eq!((out.code, json(&out)["reason"].as_str()), (413, Some("RequestEntityTooLarge")));
+    let out = s.curl(
+        &["-X", "PATCH", "-H", "Content-Type: application/strategic-merge-patch+json", "-d", "{}"],
+        &format!("{DBS}/a"),
+    );
+    assert_eq!(out.code, 415, "{}", out.body);
+    assert_eq!(s.curl(&["-X", "POST", "-d", "{}"], &format!("{DBS}/a")).code, 405);
+    assert_eq!(s.curl(&[], &format!("{DBS}/missing?unknownParam=1")).code, 404);
+    // generateName and dryRun.
+    let g = json(&post(s, DBS, &json!({"metadata": {"generateName": "db-"}})));
+    assert!(g["metadata"]["name"].as_str().unwrap().starts_with("db-"));
+    let dry = post(s, &format!("{DBS}?dryRun=All"), &db("dry"));
+    assert_eq!(dry.code, 201);
+    assert_eq!(s.curl(&[], &format!("{DBS}/dry")).code, 404, "dryRun stores nothing");
+    // Merge patch; metadata-only changes keep the generation.
+    let out = s.curl(
+        &[
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/merge-patch+json",
+            "-d",
+            r#"{"metadata":{"labels":{"x":"y"}}}"#,
+        ],
+        &format!("{DBS}/a"),
+    );
+    assert_eq!((out.code, json(&out)["metadata"]["generation"].as_i64()), (200, Some(1)), "{}", out.body);
+    // Finalizers keep a deleted object until they are removed.
+    let out = s.curl(
+        &[
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/merge-patch+json",
+            "-d",
+            r#"{"metadata":{"finalizers":["example.com/keep"]}}"#,
+        ],
+        &format!("{DBS}/a"),
+    );
+    assert_eq!(out.code, 200, "{}", out.body);
+    let out = s.curl(&["-X", "DELETE"], &format!("{DBS}/a"));
+    assert!(json(&out)["metadata"]["deletionTimestamp"].is_string(), "{}", out.body);
+    assert_eq!(s.curl(&[], &format!("{DBS}/a")).code, 200);
+    let out = s.curl(
+        &[
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/merge-patch+json",
+            "-d",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        &format!("{DBS}/a"),
+    );
+    assert_eq!(out.code, 200, "{}", out.body);
+    assert_eq!(s.curl(&[], &format!("{DBS}/a")).code, 404);
+    // Delete preconditions.
+    let b = json(&post(s, DBS, &db("b")));
+    let out = s.curl(
+        &["-X", "DELETE", "-H", "Content-Type: application/json", "-d", r#"{"preconditions":{"uid":"wrong"}}"#],
+        &format!("{DBS}/b"),
+    );
+    assert_eq!(out.code, 409, "{}", out.body);
+    let pre = json!({"preconditions": {"uid": b["metadata"]["uid"]}}).to_string();
+    assert_eq!(
+        s.curl(&["-X", "DELETE", "-H", "Content-Type: application/json", "-d", &pre], &format!("{DBS}/b")).code,
+        200
+    );
+}
+
+fn lists_select_and_page(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    for i in 0..7 {
+        let ns = if i % 2 == 0 { "default" } else { "other" };
+        let body = json!({"metadata": {"name": format!("db{i}"), "labels": {"parity": if i % 2 == 0 { "even" } else { "odd" }}}});
+        assert_eq!(post(s, &format!("/apis/prsn.io/v1/namespaces/{ns}/mysqldbs"), &body).code, 201);
+    }
+    let names = |out: &testkit::CurlOutput| -> Vec<String> {
+        json(out)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs")).len(), 7);
+    assert_eq!(names(&s.curl(&[], DBS)), ["db0", "db2", "db4", "db6"]);
+    assert_eq!(names(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs?labelSelector=parity%3Dodd")).len(), 3);
+    assert_eq!(
+        names(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs?labelSelector=parity%20in%20(odd,even),parity!%3Deven")).len(),
+        3
+    );
+    assert_eq!(names(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs?fieldSelector=metadata.name%3Ddb3")), ["db3"]);
+    assert_eq!(names(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs?fieldSelector=metadata.namespace%3Dother")).len(), 3);
+    assert_eq!(s.curl(&[], "/apis/prsn.io/v1/mysqldbs?labelSelector=in%20(").code, 400);
+    // Pages: every page carries the first page's resourceVersion, while writes go on.
+    let first = json(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs?limit=3"));
+    let list_rv = first["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let mut seen: Vec<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(post(s, DBS, &json!({"metadata": {"name": "late"}})).code, 201);
+    let mut token = first["metadata"]["continue"].as_str().map(String::from);
+    while let Some(t) = token {
+        let page = json(&s.curl(&[], &format!("/apis/prsn.io/v1/mysqldbs?limit=3&continue={t}")));
+        assert_eq!(page["metadata"]["resourceVersion"], list_rv.as_str());
+        seen.extend(
+            page["items"].as_array().unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()),
+        );
+        token = page["metadata"]["continue"].as_str().map(String::from);
+    }
+    assert_eq!(seen.len(), 7, "the page set is the list at the first page's revision: {seen:?}");
+    assert_eq!(s.curl(&[], "/apis/prsn.io/v1/mysqldbs?limit=3&continue=garbage").code, 400);
+    // deletecollection with a selector.
+    let out = s.curl(&["-X", "DELETE"], "/apis/prsn.io/v1/namespaces/other/mysqldbs?labelSelector=parity%3Dodd");
+    assert_eq!(out.code, 200, "{}", out.body);
+    assert_eq!(names(&s.curl(&[], "/apis/prsn.io/v1/namespaces/other/mysqldbs")).len(), 0);
+}
+
+fn deleting_a_tpr_deletes_its_objects(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    for ns in ["default", "team-a", "team-b"] {
+        assert_eq!(
+            post(s, &format!("/apis/prsn.io/v1/namespaces/{ns}/mysqldbs"), &json!({"metadata": {"name": "db"}})).code,
+            201
+        );
+    }
+    let w = CurlWatch::open(s, "/apis/prsn.io/v1/mysqldbs?watch=true&resourceVersion=0&timeoutSeconds=20");
+    for _ in 0..3 {
+        assert_eq!(w.next().0, "ADDED");
+    }
+    let out = s.curl(&["-X", "DELETE"], "/apis/extensions/v1beta1/thirdpartyresources/mysql-db.prsn.io");
+    assert_eq!(out.code, 200, "{}", out.body);
+    assert!(json(&out)["metadata"]["deletionTimestamp"].is_string(), "the TPR shows its deletion: {}", out.body);
+    let mut deleted: Vec<String> = (0..3)
+        .map(|_| w.next())
+        .map(|(k, o)| format!("{k} {}", o["metadata"]["namespace"].as_str().unwrap()))
+        .collect();
+    deleted.sort();
+    assert_eq!(deleted, ["DELETED default", "DELETED team-a", "DELETED team-b"]);
+    let began = Instant::now();
+    while s.curl(&[], "/apis/extensions/v1beta1/thirdpartyresources/mysql-db.prsn.io").code != 404 {
+        assert!(began.elapsed() < Duration::from_secs(10), "the TPR was never deleted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while s.curl(&[], "/apis/prsn.io/v1/mysqldbs").code != 404 {
+        assert!(began.elapsed() < Duration::from_secs(10), "the type is still served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Re-created, the type starts empty.
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    assert_eq!(json(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs"))["items"].as_array().unwrap().len(), 0);
+}
+
+fn sigterm_ends_watches_cleanly(backend: Backend) {
+    let r = start(backend);
+    create_tpr(&r.server, "mysql-db.prsn.io", &["v1"]);
+    let w = CurlWatch::open(&r.server, &format!("{DBS}?watch=true"));
+    std::thread::sleep(Duration::from_millis(200));
+    let common::Running { server, etcd: _etcd, dir: _dir } = r;
+    assert!(server.terminate().unwrap().success(), "the server exits 0");
+    assert!(w.wait().success(), "the watch stream ended cleanly");
+}
+
+on_both_backends!(
+    watch_sees_changes_in_order_and_resumes,
+    writes_follow_kubernetes_rules,
+    lists_select_and_page,
+    deleting_a_tpr_deletes_its_objects,
+    sigterm_ends_watches_cleanly,
+);
+
+#[test]
+fn two_servers_on_one_etcd_see_each_other() {
+    let etcd = testkit::Etcd::start().unwrap();
+    let (da, db_) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bin = testkit::apiserver_binary();
+    let a =
+        testkit::Server::start(&bin, &["--data-dir", da.path().to_str().unwrap(), "--etcd-servers", &etcd.endpoint()])
+            .unwrap();
+    let b =
+        testkit::Server::start(&bin, &["--data-dir", db_.path().to_str().unwrap(), "--etcd-servers", &etcd.endpoint()])
+            .unwrap();
+    create_tpr(&a, "mysql-db.prsn.io", &["v1"]);
+    let began = Instant::now();
+    while post(&b, DBS, &json!({"metadata": {"name": "from-b"}})).code != 201 {
+        assert!(began.elapsed() < Duration::from_secs(5), "server B never served the TPR created on A");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("new TPR on A served by B after {:?}", began.elapsed());
+    let w = CurlWatch::open(&a, &format!("{DBS}?watch=true&timeoutSeconds=20"));
+    assert_eq!(w.next().1["metadata"]["name"], "from-b", "A lists what B created");
+    assert_eq!(post(&b, DBS, &json!({"metadata": {"name": "second"}})).code, 201);
+    assert_eq!(w.next().1["metadata"]["name"], "second", "A's watchers see B's writes");
+}

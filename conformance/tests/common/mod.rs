@@ -1,0 +1,162 @@
+//! Shared helpers: servers on either backend, curl watches, kubectl.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::Server;
+
+/// Which store a server runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+}
+
+/// A server and what keeps it alive.
+pub struct Running {
+    pub server: Server,
+    pub etcd: Option<testkit::Etcd>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn start(backend: Backend) -> Running {
+    let etcd = match backend {
+        Backend::Etcd => Some(testkit::Etcd::start().expect("start etcd")),
+        Backend::Embedded => None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--data-dir".to_string(), dir.path().to_str().unwrap().to_string()];
+    if let Some(e) = &etcd {
+        args.push("--etcd-servers".into());
+        args.push(e.endpoint());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&testkit::apiserver_binary(), &args).expect("start tpr-apiserver");
+    Running { server, etcd, dir }
+}
+
+/// Parses a JSON body, failing with what the user would have seen.
+pub fn json(out: &testkit::CurlOutput) -> Value {
+    serde_json::from_str(&out.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): code {} body {} stderr {}", out.code, out.body, out.stderr))
+}
+
+/// Creates a TPR with curl; panics with the response on failure.
+pub fn create_tpr(server: &Server, name: &str, versions: &[&str]) {
+    let versions: Vec<Value> = versions.iter().map(|v| serde_json::json!({ "name": v })).collect();
+    let body = serde_json::json!({"apiVersion": "extensions/v1beta1", "kind": "ThirdPartyResource", "metadata": {"name": name}, "versions": versions});
+    let out = server.curl(
+        &["-H", "Content-Type: application/json", "-d", &body.to_string()],
+        "/apis/extensions/v1beta1/thirdpartyresources",
+    );
+    assert_eq!(out.code, 201, "create TPR {name}: {}", out.body);
+}
+
+/// POSTs `body` to `path`, returning the response.
+pub fn post(server: &Server, path: &str, body: &Value) -> testkit::CurlOutput {
+    server.curl(&["-H", "Content-Type: application/json", "-d", &body.to_string()], path)
+}
+
+/// A watch read by curl; events arrive on a channel.
+pub struct CurlWatch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl CurlWatch {
+    /// Opens `path` (which should include `watch=true` or a /watch/ prefix).
+    pub fn open(server: &Server, path: &str) -> CurlWatch {
+        let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
+        let mut child = Command::new("curl")
+            .args(["-sS", "-N", "--cacert"])
+            .arg(server.data_dir().join("pki/ca.crt"))
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {}", token.trim()))
+            .arg(format!("{}{path}", server.url()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        CurlWatch { child, lines }
+    }
+
+    /// The next event (type and object), skipping bookmarks; panics after 10 s.
+    pub fn next(&self) -> (String, Value) {
+        loop {
+            let line = self.lines.recv_timeout(Duration::from_secs(10)).expect("no watch event within 10 s");
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("watch line is not JSON ({e}): {line}"));
+            let kind = v["type"].as_str().unwrap_or_default().to_string();
+            if kind != "BOOKMARK" {
+                return (kind, v["object"].clone());
+            }
+        }
+    }
+
+    /// The next raw line, or None when the stream ended.
+    pub fn next_line(&self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    /// Waits for curl to exit (the server ended the stream); its exit status.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for CurlWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `/usr/bin/kubectl` with the server's kubeconfig; panics with the
+/// command, its output and stderr when it fails.
+pub fn kubectl(server: &Server, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut cmd = Command::new("/usr/bin/kubectl");
+    cmd.arg("--kubeconfig").arg(server.kubeconfig()).args(args);
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl at /usr/bin/kubectl");
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl {}\nstdout: {stdout}\nstderr: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// One `#[test]` per backend for each named test body `fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Embedded) } )*
+        }
+        mod etcd {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Etcd) } )*
+        }
+    };
+}
