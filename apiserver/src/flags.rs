@@ -48,6 +48,9 @@ pub struct Flags {
     /// How often to compact store history, e.g. `5m`, `30s`; `0` disables.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: std::time::Duration,
+    /// Most watches open at once; more get 429 TooManyRequests.
+    #[arg(long, default_value_t = 50_000)]
+    pub max_watches: usize,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -32,6 +32,10 @@ pub struct App {
     pub authn: Authenticator,
     /// Flips to true when the server shuts down (ends watches).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Open watches, bounded by `max_watches` (beyond: 429).
+    pub watches: Arc<std::sync::atomic::AtomicUsize>,
+    /// `--max-watches`.
+    pub max_watches: usize,
 }
 
 /// Longest watch when the client gives no timeoutSeconds (kube: 30–60 min).
@@ -64,6 +68,12 @@ async fn answer(
     let Some(_user) = app.authn.bearer(bearer).or(cert_user) else {
         return h::error(&ApiError::unauthorized());
     };
+    if !h::accepts_json(&parts) {
+        let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        return h::error(&ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json (Accept: {accept})"
+        )));
+    }
     match route(app, parts, body).await {
         Ok(resp) => resp,
         Err(e) => h::error(&e),
@@ -164,7 +174,7 @@ async fn serve(
     match (method, name) {
         (Method::GET, _) if wants_watch => watch(app, scope, name, &q).await,
         (Method::GET, Some(name)) => {
-            Ok(h::json(StatusCode::OK, &registry::get(app.store.as_ref(), scope, name).await?))
+            Ok(h::json(StatusCode::OK, &registry::get_cached(scope, name, read_revision(&q)?).await?))
         }
         (Method::GET, None) => list(scope, &q).await,
         (Method::POST, None) => {
@@ -397,6 +407,9 @@ async fn watch(
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let slot = watch::WatchSlot::acquire(&app.watches, app.max_watches).ok_or_else(|| {
+        ApiError::too_many(format!("too many open watches (at most {}); retry later", app.max_watches))
+    })?;
     let req = WatchRequest { prefix: scope.rt.list_prefix(scope.namespace), start };
     let watcher = match scope.rt.cache.watch(&req).await {
         Ok(w) => w,
@@ -414,6 +427,7 @@ async fn watch(
         initial_events_end: send_initial,
         timeout,
         shutdown: app.shutdown.clone(),
+        slot,
     };
     Ok(watch::respond(watcher, params))
 }

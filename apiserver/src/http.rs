@@ -115,6 +115,16 @@ pub fn content_type(parts: &http::request::Parts) -> String {
         .unwrap_or_default()
 }
 
+/// True when the `Accept` header allows JSON (or is absent).
+pub fn accepts_json(parts: &http::request::Parts) -> bool {
+    let Some(accept) = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
+    accept.trim().is_empty()
+        || accept.split(',').any(|range| {
+            let media = range.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            matches!(media.as_str(), "application/json" | "application/*" | "*/*" | "")
+        })
+}
+
 /// Query parameters (last one wins; unknown ones are ignored by callers).
 pub fn query(uri: &http::Uri) -> HashMap<String, String> {
     uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()

@@ -57,7 +57,15 @@ async fn run(flags: Flags) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", kubeconfig_path.display()))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let app = Arc::new(App { store: store.clone(), served, controller, authn, shutdown: stop_rx });
+    let app = Arc::new(App {
+        store: store.clone(),
+        served,
+        controller,
+        authn,
+        shutdown: stop_rx,
+        watches: Default::default(),
+        max_watches: flags.max_watches,
+    });
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let shutdown = async move {

@@ -208,6 +208,15 @@ pub async fn get(store: &dyn Store, scope: Scope<'_>, name: &str) -> Result<Valu
     decode(&kv, &scope.rt.api_version(scope.version))
 }
 
+/// Reads one object through the type's watch cache at `revision` (a
+/// consistent read waits until the cache has seen the store's revision).
+pub async fn get_cached(scope: Scope<'_>, name: &str, revision: storage::ReadRevision) -> Result<Value, ApiError> {
+    let target = scope.target(name);
+    let kv = scope.rt.cache.get(&scope.key(name), revision).await.map_err(|e| ApiError::from_storage(e, &target))?;
+    let kv = kv.ok_or_else(|| ApiError::not_found(&target))?;
+    decode(&kv, &scope.rt.api_version(scope.version))
+}
+
 /// Replaces an object; `metadata.resourceVersion` must match the stored one.
 pub async fn update(
     store: &dyn Store,

@@ -34,6 +34,26 @@ pub struct WatchParams {
     pub timeout: Duration,
     /// Ends the watch when the server shuts down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// This watch's place in the server-wide count.
+    pub slot: WatchSlot,
+}
+
+/// One counted open watch; released when dropped.
+pub struct WatchSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl WatchSlot {
+    /// Takes a place if fewer than `max` watches are open.
+    pub fn acquire(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<WatchSlot> {
+        use std::sync::atomic::Ordering;
+        count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(WatchSlot(count.clone()))
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 fn line(kind: &str, object: Value) -> Bytes {

@@ -264,7 +264,31 @@ fn sigterm_ends_watches_cleanly(backend: Backend) {
     assert!(w.wait().success(), "the watch stream ended cleanly");
 }
 
+fn bounds_and_negotiation(backend: Backend) {
+    let r = common::start_with(backend, &["--max-watches", "1"]);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    let out = s.curl(&["-H", "Accept: application/vnd.kubernetes.protobuf"], DBS);
+    assert_eq!((out.code, json(&out)["reason"].as_str()), (406, Some("NotAcceptable")), "{}", out.body);
+    assert_eq!(s.curl(&["-H", "Accept: application/vnd.kubernetes.protobuf, */*"], DBS).code, 200);
+    let first = CurlWatch::open(s, &format!("{DBS}?watch=true"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = s.curl(&[], &format!("{DBS}?watch=true"));
+    assert_eq!((out.code, json(&out)["reason"].as_str()), (429, Some("TooManyRequests")), "{}", out.body);
+    drop(first);
+    let began = Instant::now();
+    loop {
+        let out = s.curl(&[], &format!("{DBS}?watch=true&timeoutSeconds=1"));
+        if out.code == 200 {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(5), "the closed watch's slot was never released");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 on_both_backends!(
+    bounds_and_negotiation,
     watch_sees_changes_in_order_and_resumes,
     writes_follow_kubernetes_rules,
     lists_select_and_page,

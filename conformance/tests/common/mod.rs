@@ -24,6 +24,11 @@ pub struct Running {
 }
 
 pub fn start(backend: Backend) -> Running {
+    start_with(backend, &[])
+}
+
+/// Starts a server with extra flags.
+pub fn start_with(backend: Backend, extra: &[&str]) -> Running {
     let etcd = match backend {
         Backend::Etcd => Some(testkit::Etcd::start().expect("start etcd")),
         Backend::Embedded => None,
@@ -34,6 +39,7 @@ pub fn start(backend: Backend) -> Running {
         args.push("--etcd-servers".into());
         args.push(e.endpoint());
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start(&testkit::apiserver_binary(), &args).expect("start tpr-apiserver");
     Running { server, etcd, dir }
