@@ -94,6 +94,11 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// True when it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether an object's labels match.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.get("metadata").and_then(|m| m.get("labels"));
@@ -136,6 +141,11 @@ impl FieldSelector {
             reqs.push((field.trim_start_matches("metadata.").to_string(), equal, v.trim().to_string()));
         }
         Ok(FieldSelector(reqs))
+    }
+
+    /// True when it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The name an `metadata.name=` requirement pins, if any.

@@ -73,6 +73,22 @@ fn bookmark(p: &WatchParams, revision: i64, end_of_initial: bool) -> Bytes {
 /// Turns one cache event into the line a client sees, applying selectors:
 /// an object that starts matching is ADDED, one that stops is DELETED.
 fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
+    if p.labels.is_empty() && p.fields.is_empty() {
+        // Every watcher without selectors sends the same line: encode it once.
+        if let Some((version, line)) = e.encoded.get() {
+            if *version == p.api_version {
+                return Some(line.clone());
+            }
+        }
+        let kind = match e.kind {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        };
+        let encoded = line(kind, decode(&e.object, &p.api_version).ok()?);
+        let _ = e.encoded.set((p.api_version.clone(), encoded.clone()));
+        return Some(encoded);
+    }
     let obj = decode(&e.object, &p.api_version).ok()?;
     let matches = |o: &Value| p.labels.matches(o) && p.fields.matches(o);
     let now = matches(&obj);

@@ -81,6 +81,11 @@ impl Server {
         &self.url
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The data directory (CA in `pki/ca.crt`, `kubeconfig`, `admin.token`).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

@@ -6,12 +6,14 @@
 //! - [`state`]: the current objects, the window of recent events and the
 //!   registered watchers; every change is applied and fanned out under one lock.
 //! - [`watcher`]: [`CacheWatcher`], what a client's watch reads from.
+//! - [`fresh`]: batches the store-revision reads of consistent reads.
 //!
 //! Lists are served from memory: a consistent list first waits until the
 //! cache has seen the backend's current revision (asking the backend watch
 //! for a progress notification, as kube-apiserver's consistent list from
 //! cache does).
 
+mod fresh;
 mod reflector;
 mod state;
 mod watcher;
@@ -78,6 +80,9 @@ pub struct CacheEvent {
     pub prev: Option<Arc<KeyValue>>,
     /// The revision of the change.
     pub revision: Revision,
+    /// A slot for the layer above to keep one encoding of this event (with
+    /// the key it was made for), shared by every watcher that sends it.
+    pub encoded: std::sync::OnceLock<(String, bytes::Bytes)>,
 }
 
 /// What a [`CacheWatcher`] yields.
@@ -160,6 +165,8 @@ pub(crate) struct Inner {
     revision: watch::Sender<Revision>,
     /// Wakes the reflector to ask the backend for progress.
     progress_wanted: Notify,
+    /// Batched reads of the store's current revision.
+    fresh: fresh::FreshRevision,
 }
 
 impl Inner {
@@ -186,6 +193,7 @@ impl WatchCache {
             return Err(StorageError::invalid(prefix, format!("it is outside the store prefix {:?}", store.prefix())));
         }
         let inner = Arc::new(Inner {
+            fresh: fresh::FreshRevision::start(store.clone()),
             store,
             prefix: prefix.to_string(),
             state: RwLock::new(State::new(config.window)),
@@ -261,7 +269,7 @@ impl WatchCache {
         }
         let target = match opts.revision {
             ReadRevision::Consistent => {
-                let target = self.inner.store.current_revision().await?;
+                let target = self.inner.fresh.get().await?;
                 if !self.inner.store.progress_on_request() {
                     // Progress cannot be asked for: give in-flight events a
                     // moment, then read the store itself.

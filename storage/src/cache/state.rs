@@ -86,7 +86,7 @@ impl State {
                     let object = Arc::new(kv);
                     let prev = self.objects.insert(object.key.clone(), object.clone());
                     let kind = if prev.is_some() { EventKind::Modified } else { EventKind::Added };
-                    CacheEvent { kind, object, prev, revision }
+                    CacheEvent { kind, object, prev, revision, encoded: Default::default() }
                 }
                 Event::Delete { key, revision, prev } => {
                     let prev = self.objects.remove(&key).or_else(|| prev.map(Arc::new));
@@ -94,7 +94,13 @@ impl State {
                         Some(p) => KeyValue { mod_revision: revision, ..(**p).clone() },
                         None => KeyValue { key, value: Default::default(), create_revision: 0, mod_revision: revision },
                     };
-                    CacheEvent { kind: EventKind::Deleted, object: Arc::new(last), prev, revision }
+                    CacheEvent {
+                        kind: EventKind::Deleted,
+                        object: Arc::new(last),
+                        prev,
+                        revision,
+                        encoded: Default::default(),
+                    }
                 }
             };
             self.revision = revision;
@@ -169,6 +175,7 @@ impl State {
                         object: kv.clone(),
                         prev: None,
                         revision: kv.mod_revision,
+                        encoded: Default::default(),
                     }))
                 })
                 .collect(),

@@ -1,0 +1,313 @@
+//! API benchmark: the real `tpr-apiserver` (release build) on a local etcd,
+//! measured side by side with raw etcd in one run.
+//!
+//! `cargo build --release -p apiserver && cargo run --release -p bench --bin api-bench`
+//! (TPR_APISERVER_BIN overrides the binary; WATCHERS sets the watcher count,
+//! default 10,000; BENCH_SECS the seconds per throughput measurement, default 3).
+//! Prints: creates/s through the API at 64 concurrent clients against raw etcd
+//! puts/s at 64; GET of one object per second over keep-alive HTTPS (HTTP/2);
+//! new TPR → first successful create; watchers: delivery of every event,
+//! p99 latency at 100 writes/s, and server RSS per idle watcher.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+type Client = SendRequest<Full<Bytes>>;
+
+struct Target {
+    addr: SocketAddr,
+    tls: tokio_rustls::TlsConnector,
+    token: String,
+}
+
+impl Target {
+    async fn connect(&self) -> Client {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        let tls = self.tls.connect(name, tcp).await.expect("TLS handshake");
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(1 << 20)
+            .handshake(TokioIo::new(tls))
+            .await
+            .expect("HTTP/2 handshake");
+        tokio::spawn(conn);
+        sender
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<String>) -> http::Request<Full<Bytes>> {
+        http::Request::builder()
+            .method(method)
+            .uri(format!("https://{}{path}", self.addr))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("request")
+    }
+}
+
+async fn call(client: &mut Client, req: http::Request<Full<Bytes>>) -> (u16, Bytes) {
+    let resp = match client.send_request(req).await {
+        Ok(r) => r,
+        Err(_) => return (0, Bytes::new()),
+    };
+    let code = resp.status().as_u16();
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    (code, body)
+}
+
+fn seconds() -> Duration {
+    Duration::from_secs_f64(std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0))
+}
+
+/// Runs `op` from `n` tasks sharing `conns` connections; returns successes/s.
+async fn throughput<F, Fut>(target: &Arc<Target>, n: usize, conns: usize, op: F) -> f64
+where
+    F: Fn(Client, Arc<Target>, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        clients.push(target.connect().await);
+    }
+    let op = Arc::new(op);
+    let (counter, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let start = Instant::now();
+    let until = start + seconds();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (op, counter, done, client, target) =
+            (op.clone(), counter.clone(), done.clone(), clients[i % conns].clone(), target.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                if op(client.clone(), target.clone(), i).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The integer after `"<field>":` in a JSON line, without parsing the line.
+fn field_u64(line: &[u8], field: &str) -> Option<u64> {
+    let needle = format!("\"{field}\":");
+    let at = line.windows(needle.len()).position(|w| w == needle.as_bytes())? + needle.len();
+    let digits: Vec<u8> = line[at..].iter().copied().take_while(u8::is_ascii_digit).collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+async fn create_tpr(client: &mut Client, target: &Target, name: &str) {
+    let body = serde_json::json!({"metadata": {"name": name}, "versions": [{"name": "v1"}]}).to_string();
+    let (code, out) =
+        call(client, target.request("POST", "/apis/extensions/v1beta1/thirdpartyresources", Some(body))).await;
+    assert_eq!(code, 201, "create TPR: {}", String::from_utf8_lossy(&out));
+}
+
+#[tokio::main]
+async fn main() {
+    let etcd = testkit::Etcd::start().expect("start etcd (install etcd-server)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = std::env::var_os("TPR_APISERVER_BIN").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let d = testkit::apiserver_binary();
+        d.parent().and_then(|p| p.parent()).map(|t| t.join("release/tpr-apiserver")).unwrap_or(d)
+    });
+    let server = testkit::Server::start(
+        &bin,
+        &["--data-dir", dir.path().to_str().expect("utf-8"), "--etcd-servers", &etcd.endpoint()],
+    )
+    .expect("start tpr-apiserver (cargo build --release -p apiserver)");
+    let addr: SocketAddr = server.url().trim_start_matches("https://").parse().expect("address");
+    let ca = std::fs::read(dir.path().join("pki/ca.crt")).expect("CA");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.expect("CA PEM")).expect("CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let token = std::fs::read_to_string(dir.path().join("admin.token")).expect("token").trim().to_string();
+    let target = Arc::new(Target { addr, tls: tokio_rustls::TlsConnector::from(Arc::new(config)), token });
+    println!("api-bench: {} on etcd {}, {:?} per throughput measurement\n", bin.display(), etcd.endpoint(), seconds());
+
+    let mut admin = target.connect().await;
+    create_tpr(&mut admin, &target, "mysql-db.prsn.io").await;
+
+    // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
+    let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
+    let kv = raw.kv_client();
+    let value = serde_json::json!({"metadata": {"name": "x", "namespace": "default"}, "size": "small"}).to_string();
+    let raw_rate = {
+        let mut clients = Vec::new();
+        clients.push(kv);
+        let kv = clients.remove(0);
+        let value = value.clone();
+        let counter = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let until = start + seconds();
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (mut kv, value, counter, done) = (kv.clone(), value.clone(), counter.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < until {
+                    let i = counter.fetch_add(1, Ordering::Relaxed);
+                    if kv.put(format!("/raw/k{i:09}"), value.clone(), None).await.is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    };
+    let api_rate = throughput(&target, 64, 4, |mut c, t, i| async move {
+        let body = format!("{{\"metadata\":{{\"name\":\"db{i:09}\"}},\"size\":\"small\"}}");
+        call(&mut c, t.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body))).await.0 == 201
+    })
+    .await;
+    println!(
+        "creates, 64 concurrent: raw etcd put {raw_rate:.0}/s, API create {api_rate:.0}/s, ratio {:.2}",
+        api_rate / raw_rate
+    );
+
+    // 2. GET of one object over keep-alive HTTPS.
+    let get_rate = throughput(&target, 64, 2, |mut c, t, _| async move {
+        call(&mut c, t.request("GET", "/apis/prsn.io/v1/namespaces/default/mysqldbs/db000000001", None)).await.0 == 200
+    })
+    .await;
+    println!("GET one object, 64 concurrent over 2 HTTP/2 connections: {get_rate:.0}/s");
+
+    // 3. New TPR -> first successful create on its type.
+    let mut lat = Vec::new();
+    for i in 0..20 {
+        let t0 = Instant::now();
+        create_tpr(&mut admin, &target, &format!("kind{i}.bench.io")).await;
+        loop {
+            let body = "{\"metadata\":{\"name\":\"first\"}}".to_string();
+            let (code, _) = call(
+                &mut admin,
+                target.request("POST", &format!("/apis/bench.io/v1/namespaces/default/kind{i}s"), Some(body)),
+            )
+            .await;
+            if code == 201 {
+                break;
+            }
+        }
+        lat.push(t0.elapsed());
+    }
+    lat.sort();
+    println!("new TPR -> first create: median {:?}, max {:?} (20 TPRs)", lat[10], lat[19]);
+
+    // 4. Watchers.
+    let watchers: usize = std::env::var("WATCHERS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    create_tpr(&mut admin, &target, "watched.bench.io").await;
+    let epoch = Instant::now();
+    let rss_before = rss_kib(server.pid());
+    let per_conn = 500;
+    let mut conns = Vec::new();
+    for _ in 0..watchers.div_ceil(per_conn) {
+        conns.push(target.connect().await);
+    }
+    let writes = 1000u64;
+    let counts = Arc::new((0..watchers).map(|_| AtomicU64::new(0)).collect::<Vec<_>>());
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::with_capacity(watchers * writes as usize)));
+    let opened = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..watchers {
+        let (mut c, target, counts, latencies, opened) =
+            (conns[w / per_conn].clone(), target.clone(), counts.clone(), latencies.clone(), opened.clone());
+        tasks.push(tokio::spawn(async move {
+            let req = target.request(
+                "GET",
+                "/apis/bench.io/v1/watcheds?watch=true&resourceVersion=0&timeoutSeconds=120",
+                None,
+            );
+            let Ok(resp) = c.send_request(req).await else { return };
+            opened.fetch_add(1, Ordering::Relaxed);
+            let mut body = resp.into_body();
+            let mut local = Vec::with_capacity(writes as usize);
+            let mut seen = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(data) = frame.data_ref() {
+                    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                        if let Some(sent) = field_u64(line, "sent_us") {
+                            local.push((epoch.elapsed().as_micros() as u64).saturating_sub(sent) as u32);
+                            seen += 1;
+                        }
+                    }
+                }
+                if seen >= writes {
+                    break;
+                }
+            }
+            counts[w].store(seen, Ordering::Relaxed);
+            if let Ok(mut l) = latencies.lock() {
+                l.extend(local);
+            }
+        }));
+    }
+    while (opened.load(Ordering::Relaxed) as usize) < watchers {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = rss_kib(server.pid());
+    println!(
+        "{watchers} idle watchers: server RSS {rss_before} KiB -> {rss_idle} KiB, {:.1} KiB per watcher",
+        (rss_idle.saturating_sub(rss_before)) as f64 / watchers as f64
+    );
+    let mut writer = target.connect().await;
+    let ticker_start = Instant::now();
+    for i in 0..writes {
+        let due = ticker_start + Duration::from_millis(10 * i);
+        tokio::time::sleep_until(due.into()).await;
+        let body = format!("{{\"metadata\":{{\"name\":\"w{i:05}\"}},\"sent_us\":{}}}", epoch.elapsed().as_micros());
+        let (code, _) =
+            call(&mut writer, target.request("POST", "/apis/bench.io/v1/namespaces/default/watcheds", Some(body)))
+                .await;
+        assert_eq!(code, 201);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for t in tasks {
+        let _ = tokio::time::timeout_at(deadline.into(), t).await;
+    }
+    let complete = counts.iter().filter(|c| c.load(Ordering::Relaxed) == writes).count();
+    let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    lat.sort_unstable();
+    let pct = |p: usize| lat.get(lat.len().saturating_sub(1) * p / 100).copied().unwrap_or(0) as f64 / 1000.0;
+    println!(
+        "{writes} writes at 100/s: {complete}/{watchers} watchers got every event; delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(50),
+        pct(99),
+        pct(100)
+    );
+}
