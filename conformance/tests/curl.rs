@@ -65,7 +65,11 @@ fn seed_examples(server: &Server) {
     ] {
         assert!(paths.contains(&want), "{want} missing from {paths:?}");
     }
-    // stable/v1 is served by path but never listed in discovery.
+    // stable/v1 answers with a Warning that says why it is path-only...
+    let out = server.curl(&["-D", "/dev/stdout", "-o", "/dev/null"], "/apis/prsn.io/stable/v1/mysqldbs");
+    let warning = out.body.lines().find(|l| l.to_ascii_lowercase().starts_with("warning:")).unwrap_or_default();
+    assert!(warning.contains("299") && warning.contains("not a DNS label"), "headers: {}", out.body);
+    // ...and is never listed in discovery.
     let out = server.curl(&[], "/apis");
     assert!(!out.body.contains("stable/v1"), "{}", out.body);
 }

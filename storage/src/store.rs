@@ -26,6 +26,12 @@ pub trait Store: Send + Sync + 'static {
         true
     }
 
+    /// The current revision when this process knows it without asking
+    /// anyone (the embedded store); `None` for a remote store.
+    fn local_revision(&self) -> Option<Revision> {
+        None
+    }
+
     /// The current store-wide revision.
     async fn current_revision(&self) -> Result<Revision>;
 

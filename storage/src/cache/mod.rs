@@ -269,7 +269,10 @@ impl WatchCache {
         }
         let target = match opts.revision {
             ReadRevision::Consistent => {
-                let target = self.inner.fresh.get().await?;
+                let target = match self.inner.store.local_revision() {
+                    Some(known) => known,
+                    None => self.inner.fresh.get().await?,
+                };
                 if !self.inner.store.progress_on_request() {
                     // Progress cannot be asked for: give in-flight events a
                     // moment, then read the store itself.

@@ -149,6 +149,10 @@ impl Store for EmbeddedStore {
         self.keys.root()
     }
 
+    fn local_revision(&self) -> Option<Revision> {
+        Some(self.shared.revision.load(Ordering::Acquire))
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         Ok(self.shared.revision.load(Ordering::Acquire))
     }
