@@ -63,3 +63,25 @@ fn accepts_tokens_from_the_token_file() {
         server.curl_as(true, &["-H", "Authorization: Bearer wrong"], "/apis/extensions/v1beta1/thirdpartyresources");
     assert_eq!(bad.code, 401);
 }
+
+/// Objects are stored as kube-apiserver stores custom resources: JSON at
+/// `<prefix>/<group>/<plural>/<namespace>/<name>`, without resourceVersion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_objects_in_the_kube_layout() {
+    let etcd = testkit::Etcd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--etcd-servers", &etcd.endpoint()]);
+    let tpr = r#"{"metadata":{"name":"mysql-db.prsn.io"},"versions":[{"name":"v1"}]}"#;
+    assert_eq!(server.curl(&["-d", tpr], "/apis/extensions/v1beta1/thirdpartyresources").code, 201);
+    let obj = r#"{"metadata":{"name":"db"},"engine_version":"5.6.23"}"#;
+    assert_eq!(server.curl(&["-d", obj], "/apis/prsn.io/v1/namespaces/default/mysqldbs").code, 201);
+    let cfg = storage::EtcdConfig { endpoints: vec![etcd.endpoint()], ..Default::default() };
+    let store = storage::EtcdStore::connect(&cfg).await.unwrap();
+    use storage::Store;
+    for key in ["/registry/thirdpartyresources/mysql-db.prsn.io", "/registry/prsn.io/mysqldbs/default/db"] {
+        let kv = store.get(key).await.unwrap().unwrap_or_else(|| panic!("{key} is not stored"));
+        let v: serde_json::Value = serde_json::from_slice(&kv.value).unwrap();
+        assert!(v["metadata"]["name"].is_string(), "{v}");
+        assert!(v["metadata"].get("resourceVersion").is_none(), "stored without resourceVersion: {v}");
+    }
+}

@@ -287,7 +287,45 @@ fn bounds_and_negotiation(backend: Backend) {
     }
 }
 
+fn reads_at_revisions_and_initial_events(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    let a = json(&post(s, DBS, &db("a")));
+    let b = json(&post(s, DBS, &db("b")));
+    // An exact older revision lists the state then.
+    let out = s.curl(&[], &format!("{DBS}?resourceVersion={}&resourceVersionMatch=Exact", rv(&a)));
+    let then = json(&out);
+    assert_eq!(then["metadata"]["resourceVersion"], rv(&a).as_str(), "{}", out.body);
+    assert_eq!(then["items"].as_array().unwrap().len(), 1);
+    let now = json(&s.curl(&[], &format!("{DBS}?resourceVersion={}&resourceVersionMatch=NotOlderThan", rv(&a))));
+    assert_eq!(now["items"].as_array().unwrap().len(), 2);
+    assert_eq!(json(&s.curl(&[], &format!("{DBS}?resourceVersion=0")))["items"].as_array().unwrap().len(), 2);
+    assert_eq!(s.curl(&[], &format!("{DBS}?resourceVersionMatch=Exact")).code, 400);
+    // sendInitialEvents: ADDED for the current state, then a bookmark marking its end.
+    let w = CurlWatch::open(
+        s,
+        &format!("{DBS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=20"),
+    );
+    let mut names: Vec<String> =
+        (0..2).map(|_| w.next()).map(|(k, o)| format!("{k} {}", o["metadata"]["name"].as_str().unwrap())).collect();
+    names.sort();
+    assert_eq!(names, ["ADDED a", "ADDED b"]);
+    let line = w.next_line(Duration::from_secs(10)).expect("a bookmark after the initial events");
+    let bookmark: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(bookmark["type"], "BOOKMARK", "{line}");
+    assert_eq!(bookmark["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true", "{line}");
+    assert!(
+        bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap()
+            >= rv(&b).parse::<i64>().unwrap()
+    );
+    // A watch with a timeout ends by itself.
+    let short = CurlWatch::open(s, &format!("{DBS}?watch=true&resourceVersion={}&timeoutSeconds=1", rv(&b)));
+    assert!(short.wait().success());
+}
+
 on_both_backends!(
+    reads_at_revisions_and_initial_events,
     bounds_and_negotiation,
     watch_sees_changes_in_order_and_resumes,
     writes_follow_kubernetes_rules,
