@@ -56,6 +56,9 @@ impl Drop for WatchSlot {
     }
 }
 
+/// Events ready at once are sent together, up to about this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
+
 fn line(kind: &str, object: Value) -> Bytes {
     let mut s = json!({"type": kind, "object": object}).to_string();
     s.push('\n');
@@ -147,7 +150,29 @@ pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
                     line("ERROR", status)
                 }
             };
-            return Some((Ok::<_, std::convert::Infallible>(Frame::data(bytes)), st));
+            // Whatever else is ready goes into the same frame: under load this
+            // turns many small writes and wake-ups into few.
+            let mut buf = bytes.to_vec();
+            while buf.len() < BATCH_BYTES && !st.done {
+                if st.initial_end_pending && !st.watcher.has_pending() {
+                    st.initial_end_pending = false;
+                    buf.extend_from_slice(&bookmark(&st.params, st.watcher.start_revision(), true));
+                    continue;
+                }
+                match st.watcher.try_recv() {
+                    Some(WatchItem::Event(e)) => {
+                        if let Some(l) = event_line(&st.params, &e) {
+                            buf.extend_from_slice(&l);
+                        }
+                    }
+                    Some(WatchItem::Bookmark(r)) if st.params.bookmarks => {
+                        buf.extend_from_slice(&bookmark(&st.params, r, false))
+                    }
+                    Some(WatchItem::Bookmark(_)) => {}
+                    None => break,
+                }
+            }
+            return Some((Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(buf))), st));
         }
     });
     let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());

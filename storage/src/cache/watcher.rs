@@ -83,6 +83,23 @@ impl CacheWatcher {
     }
 }
 
+impl CacheWatcher {
+    /// The next event or bookmark if one is ready now, without waiting. The
+    /// end of the watch (and its error) is reported by [`CacheWatcher::recv`].
+    pub fn try_recv(&mut self) -> Option<WatchItem> {
+        if self.ended {
+            return None;
+        }
+        let item = self.pending.pop_front().or_else(|| self.rx.try_recv().ok())?;
+        match &item {
+            WatchItem::Event(e) if e.revision > self.last => self.last = e.revision,
+            WatchItem::Bookmark(r) if *r > self.last => self.last = *r,
+            _ => {}
+        }
+        Some(item)
+    }
+}
+
 impl Drop for CacheWatcher {
     fn drop(&mut self) {
         if let Some(cache) = self.cache.upgrade() {
