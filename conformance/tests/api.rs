@@ -324,7 +324,42 @@ fn reads_at_revisions_and_initial_events(backend: Backend) {
     assert!(short.wait().success());
 }
 
+fn watch_selectors_follow_label_changes(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    let w = CurlWatch::open(s, &format!("{DBS}?watch=true&labelSelector=tier%3Ddb&timeoutSeconds=20"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(post(s, DBS, &json!({"metadata": {"name": "other", "labels": {"tier": "web"}}})).code, 201);
+    let a = json(&post(s, DBS, &db("a")));
+    let (kind, obj) = w.next();
+    assert_eq!(
+        (kind.as_str(), obj["metadata"]["name"].as_str()),
+        ("ADDED", Some("a")),
+        "non-matching objects are not sent"
+    );
+    let patch = |labels: &str| {
+        s.curl(
+            &[
+                "-X",
+                "PATCH",
+                "-H",
+                "Content-Type: application/merge-patch+json",
+                "-d",
+                &format!("{{\"metadata\":{{\"labels\":{labels}}}}}"),
+            ],
+            &format!("{DBS}/a"),
+        )
+    };
+    assert_eq!(patch(r#"{"tier":"web"}"#).code, 200);
+    assert_eq!(w.next().0, "DELETED", "an object that stops matching leaves the watch as DELETED");
+    assert_eq!(patch(r#"{"tier":"db"}"#).code, 200);
+    assert_eq!(w.next().0, "ADDED", "and comes back as ADDED");
+    let _ = a;
+}
+
 on_both_backends!(
+    watch_selectors_follow_label_changes,
     reads_at_revisions_and_initial_events,
     bounds_and_negotiation,
     watch_sees_changes_in_order_and_resumes,
@@ -356,4 +391,29 @@ fn two_servers_on_one_etcd_see_each_other() {
     assert_eq!(w.next().1["metadata"]["name"], "from-b", "A lists what B created");
     assert_eq!(post(&b, DBS, &json!({"metadata": {"name": "second"}})).code, 201);
     assert_eq!(w.next().1["metadata"]["name"], "second", "A's watchers see B's writes");
+}
+
+#[test]
+fn an_expired_continue_token_is_a_410() {
+    let r = common::start_with(Backend::Embedded, &["--etcd-compaction-interval", "1s"]);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    for i in 0..3 {
+        assert_eq!(post(s, DBS, &db(&format!("db{i}"))).code, 201);
+    }
+    let first = json(&s.curl(&[], &format!("{DBS}?limit=1")));
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    // History moves on and is compacted (the compactor runs every second).
+    let began = Instant::now();
+    loop {
+        assert_eq!(post(s, DBS, &json!({"metadata": {"generateName": "later-"}})).code, 201);
+        let out = s.curl(&[], &format!("{DBS}?limit=1&continue={token}"));
+        if out.code == 410 {
+            assert_eq!(json(&out)["reason"], "Expired", "{}", out.body);
+            break;
+        }
+        assert_eq!(out.code, 200, "{}", out.body);
+        assert!(began.elapsed() < Duration::from_secs(10), "the token never expired");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
