@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
 
+use crate::files::write_private;
+
 /// An authenticated user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -74,13 +76,6 @@ impl Authenticator {
         let token = authorization?.strip_prefix("Bearer ")?.trim();
         self.tokens.get(token).cloned()
     }
-}
-
-fn write_private(path: &Path, data: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
-    f.write_all(data.as_bytes())
 }
 
 /// Splits one CSV line, honouring double quotes.

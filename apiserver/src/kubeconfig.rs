@@ -32,8 +32,5 @@ current-context: tpr-apiserver
 
 /// Writes the kubeconfig (mode 0600).
 pub fn write(path: &Path, server: &str, ca_pem: &str, token: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
-    f.write_all(render(server, ca_pem, token).as_bytes())
+    crate::files::write_private(path, &render(server, ca_pem, token))
 }

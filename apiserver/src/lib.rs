@@ -15,12 +15,13 @@
 //! - [`docs`]: discovery documents, `/version` and the root path list.
 //! - [`status`]: errors and their `Status` responses (the one mapping place).
 //! - [`http`]: response bodies, bounded request bodies, query parameters.
-//! - [`backend`], [`kubeconfig`], [`logging`]: start-up pieces.
+//! - [`backend`], [`kubeconfig`], [`files`], [`logging`]: start-up pieces.
 #![forbid(unsafe_code)]
 
 pub mod authn;
 pub mod backend;
 pub mod docs;
+pub mod files;
 pub mod flags;
 pub mod handlers;
 pub mod http;

@@ -12,14 +12,7 @@ fn invalid(field: &str, message: impl Into<String>) -> Cause {
     Cause { reason: "FieldValueInvalid", message: message.into(), field: field.into() }
 }
 
-/// True for an RFC 1123 DNS label: lower-case alphanumerics and '-', at most 63.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
+pub use discovery::naming::is_dns_label;
 
 /// True for an RFC 1123 DNS subdomain: dot-separated DNS labels, at most 253.
 pub fn is_dns_subdomain(s: &str) -> bool {

@@ -45,12 +45,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 fn write_private(path: &Path, data: &str) -> Result<(), TlsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| TlsError::Io { path: path.to_path_buf(), source };
-    let mut f =
-        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path).map_err(io)?;
-    f.write_all(data.as_bytes()).map_err(io)
+    crate::files::write_private(path, data).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
 }
 
 fn pem_err(what: &str, path: &Path, e: impl std::fmt::Display) -> TlsError {

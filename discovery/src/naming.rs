@@ -30,7 +30,8 @@ pub enum NameError {
     BadKindSegment(String),
 }
 
-fn is_dns_label(s: &str) -> bool {
+/// True for an RFC 1123 DNS label: lower-case alphanumerics and '-', at most 63.
+pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
