@@ -38,6 +38,9 @@ pub struct App {
     pub max_watches: usize,
 }
 
+/// Longest watch a client may ask for with timeoutSeconds.
+const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Longest watch when the client gives no timeoutSeconds (kube: 30–60 min).
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -405,7 +408,7 @@ async fn watch(
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .map(|t| Duration::from_secs(t.min(MAX_WATCH_TIMEOUT.as_secs())))
         .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let slot = watch::WatchSlot::acquire(&app.watches, app.max_watches).ok_or_else(|| {
         ApiError::too_many(format!("too many open watches (at most {}); retry later", app.max_watches))

@@ -319,6 +319,12 @@ fn reads_at_revisions_and_initial_events(backend: Backend) {
         bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap()
             >= rv(&b).parse::<i64>().unwrap()
     );
+    // An absurd timeout is clamped, not a crash.
+    let huge =
+        CurlWatch::open(s, &format!("{DBS}?watch=true&resourceVersion={}&timeoutSeconds=18446744073709551615", rv(&b)));
+    std::thread::sleep(Duration::from_millis(200));
+    drop(huge);
+    assert_eq!(s.curl_as(true, &[], "/healthz").body, "ok");
     // A watch with a timeout ends by itself.
     let short = CurlWatch::open(s, &format!("{DBS}?watch=true&resourceVersion={}&timeoutSeconds=1", rv(&b)));
     assert!(short.wait().success());
