@@ -210,11 +210,6 @@ impl ApiError {
     }
 }
 
-/// A `Status` of success, as DELETE of a collection answers.
-pub fn success_status() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
