@@ -48,7 +48,11 @@ pub fn core_versions() -> Value {
 fn group_doc(group: &str, versions: &[String]) -> Value {
     let vs: Vec<Value> =
         versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
-    json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+    let mut doc = json!({"name": group, "versions": vs});
+    if let Some(preferred) = vs.first() {
+        doc["preferredVersion"] = preferred.clone();
+    }
+    doc
 }
 
 fn groups(types: &[Arc<ResourceType>]) -> BTreeMap<String, Vec<String>> {
@@ -71,11 +75,14 @@ pub fn group_list(types: &[Arc<ResourceType>]) -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": list})
 }
 
-/// `/apis/<group>`.
+/// `/apis/<group>`: also for a group whose versions are all path-only
+/// (`stable/v1`), which then lists no version.
 pub fn group(types: &[Arc<ResourceType>], group: &str) -> Option<Value> {
-    let groups = groups(types);
-    let vs = groups.get(group)?;
-    let mut doc = group_doc(group, vs);
+    if !types.iter().any(|t| t.group == group) {
+        return None;
+    }
+    let vs = groups(types).remove(group).unwrap_or_default();
+    let mut doc = group_doc(group, &vs);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
     Some(doc)

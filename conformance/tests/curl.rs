@@ -72,6 +72,9 @@ fn seed_examples(server: &Server) {
     // ...and is never listed in discovery.
     let out = server.curl(&[], "/apis");
     assert!(!out.body.contains("stable/v1"), "{}", out.body);
+    let out = server.curl(&[], "/apis/prsn.io");
+    assert_eq!(out.code, 200, "the group listed in / answers: {}", out.body);
+    assert!(!out.body.contains("stable/v1"), "{}", out.body);
 }
 
 #[test]
