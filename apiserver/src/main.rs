@@ -44,6 +44,10 @@ async fn run(flags: Flags) -> Result<(), String> {
     let served = Arc::new(ServedTypes::default());
     let controller = Controller::new(store.clone(), served.clone()).map_err(|e| e.to_string())?;
     tokio::spawn(controller.clone().run());
+    // Serve nothing before every stored TPR is served again.
+    tokio::time::timeout(std::time::Duration::from_secs(60), controller.wait_synced())
+        .await
+        .map_err(|_| "the stored ThirdPartyResources could not be loaded within 60 s".to_string())?;
 
     let addr = SocketAddr::new(flags.bind_address, flags.secure_port);
     let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;

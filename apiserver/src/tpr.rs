@@ -97,6 +97,8 @@ pub struct Controller {
     served: Arc<ServedTypes>,
     tprs: Arc<ResourceType>,
     root: String,
+    /// True once every stored TPR has been served.
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Controller {
@@ -116,7 +118,13 @@ impl Controller {
             cache,
         });
         served.insert(tprs.clone());
-        Ok(Arc::new(Controller { store, served, tprs, root }))
+        Ok(Arc::new(Controller { store, served, tprs, root, synced: tokio::sync::watch::channel(false).0 }))
+    }
+
+    /// Waits until every TPR stored at start-up is served.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.synced.subscribe();
+        let _ = rx.wait_for(|synced| *synced).await;
     }
 
     /// The ThirdPartyResource type.
@@ -162,7 +170,11 @@ impl Controller {
                     continue;
                 }
             };
-            while let Some(item) = watcher.recv().await {
+            loop {
+                if !watcher.has_pending() {
+                    self.synced.send_replace(true);
+                }
+                let Some(item) = watcher.recv().await else { break };
                 let event = match item {
                     Ok(WatchItem::Event(e)) => e,
                     Ok(WatchItem::Bookmark(_)) => continue,

@@ -423,3 +423,20 @@ fn an_expired_continue_token_is_a_410() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+#[test]
+fn a_restarted_server_serves_what_it_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = testkit::apiserver_binary();
+    let args = ["--data-dir", dir.path().to_str().unwrap()];
+    let first = testkit::Server::start(&bin, &args).unwrap();
+    create_tpr(&first, "mysql-db.prsn.io", &["v1"]);
+    let created = json(&post(&first, DBS, &db("kept")));
+    assert!(first.terminate().unwrap().success());
+    let second = testkit::Server::start(&bin, &args).unwrap();
+    // Ready means every stored TPR is served again: no waiting.
+    let out = second.curl(&[], &format!("{DBS}/kept"));
+    assert_eq!(out.code, 200, "{}", out.body);
+    assert_eq!(json(&out)["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(rv(&json(&out)), rv(&created));
+}
