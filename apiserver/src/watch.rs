@@ -111,14 +111,15 @@ fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
 struct State {
     watcher: CacheWatcher,
     params: WatchParams,
-    deadline: tokio::time::Instant,
+    /// Ends the watch at timeoutSeconds; one timer for the whole watch.
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     initial_end_pending: bool,
     done: bool,
 }
 
 /// The streaming 200 response of a watch.
 pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
-    let deadline = tokio::time::Instant::now() + params.timeout;
+    let deadline = Box::pin(tokio::time::sleep(params.timeout));
     let initial_end_pending = params.initial_events_end;
     let state = State { watcher, params, deadline, initial_end_pending, done: false };
     let stream = futures::stream::unfold(state, |mut st| async move {
@@ -132,7 +133,7 @@ pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
                 return Some((Ok(Frame::data(b)), st));
             }
             let next = tokio::select! {
-                _ = tokio::time::sleep_until(st.deadline) => return None,
+                _ = st.deadline.as_mut() => return None,
                 _ = st.params.shutdown.changed() => return None,
                 next = st.watcher.recv() => next,
             };

@@ -115,7 +115,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// The integer after `"<field>":` in a JSON line, without parsing the line.
 fn field_u64(line: &[u8], field: &str) -> Option<u64> {
     let needle = format!("\"{field}\":");
-    let at = line.windows(needle.len()).position(|w| w == needle.as_bytes())? + needle.len();
+    let at = memchr::memmem::find(line, needle.as_bytes())? + needle.len();
     let digits: Vec<u8> = line[at..].iter().copied().take_while(u8::is_ascii_digit).collect();
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
