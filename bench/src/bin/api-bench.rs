@@ -285,17 +285,25 @@ async fn main() {
         "{watchers} idle watchers: server RSS {rss_before} KiB -> {rss_idle} KiB, {:.1} KiB per watcher",
         (rss_idle.saturating_sub(rss_before)) as f64 / watchers as f64
     );
-    let mut writer = target.connect().await;
-    let ticker_start = Instant::now();
-    for i in 0..writes {
-        let due = ticker_start + Duration::from_millis(10 * i);
-        tokio::time::sleep_until(due.into()).await;
-        let body = format!("{{\"metadata\":{{\"name\":\"w{i:05}\"}},\"sent_us\":{}}}", epoch.elapsed().as_micros());
-        let (code, _) =
-            call(&mut writer, target.request("POST", "/apis/bench.io/v1/namespaces/default/watcheds", Some(body)))
-                .await;
-        assert_eq!(code, 201);
-    }
+    // The writer runs on its own thread and runtime, so that the watchers'
+    // load on this process does not delay the writes it timestamps.
+    let writer_target = target.clone();
+    let writer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("writer runtime");
+        rt.block_on(async move {
+            let mut writer = writer_target.connect().await;
+            let ticker_start = Instant::now();
+            for i in 0..writes {
+                let due = ticker_start + Duration::from_millis(10 * i);
+                tokio::time::sleep_until(due.into()).await;
+                let body =
+                    format!("{{\"metadata\":{{\"name\":\"w{i:05}\"}},\"sent_us\":{}}}", epoch.elapsed().as_micros());
+                let req = writer_target.request("POST", "/apis/bench.io/v1/namespaces/default/watcheds", Some(body));
+                assert_eq!(call(&mut writer, req).await.0, 201);
+            }
+        })
+    });
+    tokio::task::spawn_blocking(move || writer.join()).await.expect("writer thread").expect("writer");
     let deadline = Instant::now() + Duration::from_secs(60);
     for t in tasks {
         let _ = tokio::time::timeout_at(deadline.into(), t).await;
