@@ -186,9 +186,7 @@ async fn serve(
                 tpr::validate(&obj)?;
             }
             let created = registry::create(app.store.as_ref(), scope, obj, dry_run).await?;
-            if is_tpr && !dry_run {
-                app.controller.ensure_served(&created)?;
-            }
+            serve_if_tpr(app, is_tpr && !dry_run, &created)?;
             Ok(h::json(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name)) => {
@@ -197,9 +195,7 @@ async fn serve(
                 tpr::validate(&obj)?;
             }
             let updated = registry::update(app.store.as_ref(), scope, name, obj, dry_run).await?;
-            if is_tpr && !dry_run {
-                app.controller.ensure_served(&updated)?;
-            }
+            serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
             Ok(h::json(StatusCode::OK, &updated))
         }
         (Method::PATCH, Some(name)) => {
@@ -208,22 +204,8 @@ async fn serve(
                 return Err(ApiError::unsupported_media_type(&ct, &["application/merge-patch+json"]));
             }
             let patch = h::read_json(&parts, take(body)?).await?;
-            let mut current = registry::get(app.store.as_ref(), scope, name).await?;
-            let rv = meta_str(&current, "resourceVersion").map(String::from);
-            merge_patch(&mut current, &patch);
-            // Unless the patch pins a resourceVersion, apply to the version just read.
-            if meta_str(&patch, "resourceVersion").is_none() {
-                if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
-                    m.insert("resourceVersion".into(), Value::String(rv));
-                }
-            }
-            if is_tpr {
-                tpr::validate(&current)?;
-            }
-            let updated = registry::update(app.store.as_ref(), scope, name, current, dry_run).await?;
-            if is_tpr && !dry_run {
-                app.controller.ensure_served(&updated)?;
-            }
+            let updated = patch_merge(app, scope, name, &patch, dry_run, is_tpr).await?;
+            serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
             Ok(h::json(StatusCode::OK, &updated))
         }
         (Method::DELETE, Some(name)) => {
@@ -235,6 +217,46 @@ async fn serve(
         }
         (Method::DELETE, None) if !is_tpr => delete_collection(app, scope, &q, dry_run).await,
         (m, _) => Err(ApiError::method_not_allowed(&m, parts.uri.path())),
+    }
+}
+
+/// A stored ThirdPartyResource is served at once, before the answer.
+fn serve_if_tpr(app: &App, is_tpr: bool, stored: &Value) -> Result<(), ApiError> {
+    if is_tpr {
+        app.controller.ensure_served(stored)?;
+    }
+    Ok(())
+}
+
+/// Applies a merge patch to the current object. A patch that does not pin
+/// `metadata.resourceVersion` is retried on a conflict with a fresh read,
+/// as kube-apiserver does, so that racing writers never make it fail.
+async fn patch_merge(
+    app: &App,
+    scope: Scope<'_>,
+    name: &str,
+    patch: &Value,
+    dry_run: bool,
+    is_tpr: bool,
+) -> Result<Value, ApiError> {
+    let pinned = meta_str(patch, "resourceVersion").is_some();
+    let mut attempts = 0;
+    loop {
+        let mut current = registry::get(app.store.as_ref(), scope, name).await?;
+        let rv = meta_str(&current, "resourceVersion").map(String::from);
+        merge_patch(&mut current, patch);
+        if !pinned {
+            if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
+                m.insert("resourceVersion".into(), Value::String(rv));
+            }
+        }
+        if is_tpr {
+            tpr::validate(&current)?;
+        }
+        match registry::update(app.store.as_ref(), scope, name, current, dry_run).await {
+            Err(e) if e.reason == "Conflict" && !pinned && attempts < 5 => attempts += 1,
+            result => return result,
+        }
     }
 }
 

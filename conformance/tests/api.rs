@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{create_tpr, json, post, start, Backend, CurlWatch};
+use common::{create_tpr, json, merge_patch, post, start, Backend, CurlWatch};
 use serde_json::{json, Value};
 
 const DBS: &str = "/apis/prsn.io/v1/namespaces/default/mysqldbs";
@@ -108,45 +108,30 @@ fn writes_follow_kubernetes_rules(backend: Backend) {
     assert_eq!(dry.code, 201);
     assert_eq!(s.curl(&[], &format!("{DBS}/dry")).code, 404, "dryRun stores nothing");
     // Merge patch; metadata-only changes keep the generation.
-    let out = s.curl(
-        &[
-            "-X",
-            "PATCH",
-            "-H",
-            "Content-Type: application/merge-patch+json",
-            "-d",
-            r#"{"metadata":{"labels":{"x":"y"}}}"#,
-        ],
-        &format!("{DBS}/a"),
-    );
+    let out = merge_patch(s, &format!("{DBS}/a"), r#"{"metadata":{"labels":{"x":"y"}}}"#);
     assert_eq!((out.code, json(&out)["metadata"]["generation"].as_i64()), (200, Some(1)), "{}", out.body);
+    // Racing merge patches that do not pin a resourceVersion all apply.
+    std::thread::scope(|scope| {
+        for i in 0..6 {
+            scope.spawn(move || {
+                let out = merge_patch(
+                    s,
+                    &format!("{DBS}/a"),
+                    &format!("{{\"metadata\":{{\"labels\":{{\"racer{i}\":\"yes\"}}}}}}"),
+                );
+                assert_eq!(out.code, 200, "racing patch {i}: {}", out.body);
+            });
+        }
+    });
+    let labels = json(&s.curl(&[], &format!("{DBS}/a")))["metadata"]["labels"].clone();
+    assert!((0..6).all(|i| labels[format!("racer{i}")] == "yes"), "{labels}");
     // Finalizers keep a deleted object until they are removed.
-    let out = s.curl(
-        &[
-            "-X",
-            "PATCH",
-            "-H",
-            "Content-Type: application/merge-patch+json",
-            "-d",
-            r#"{"metadata":{"finalizers":["example.com/keep"]}}"#,
-        ],
-        &format!("{DBS}/a"),
-    );
+    let out = merge_patch(s, &format!("{DBS}/a"), r#"{"metadata":{"finalizers":["example.com/keep"]}}"#);
     assert_eq!(out.code, 200, "{}", out.body);
     let out = s.curl(&["-X", "DELETE"], &format!("{DBS}/a"));
     assert!(json(&out)["metadata"]["deletionTimestamp"].is_string(), "{}", out.body);
     assert_eq!(s.curl(&[], &format!("{DBS}/a")).code, 200);
-    let out = s.curl(
-        &[
-            "-X",
-            "PATCH",
-            "-H",
-            "Content-Type: application/merge-patch+json",
-            "-d",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ],
-        &format!("{DBS}/a"),
-    );
+    let out = merge_patch(s, &format!("{DBS}/a"), r#"{"metadata":{"finalizers":null}}"#);
     assert_eq!(out.code, 200, "{}", out.body);
     assert_eq!(s.curl(&[], &format!("{DBS}/a")).code, 404);
     // Delete preconditions.
@@ -344,19 +329,8 @@ fn watch_selectors_follow_label_changes(backend: Backend) {
         ("ADDED", Some("a")),
         "non-matching objects are not sent"
     );
-    let patch = |labels: &str| {
-        s.curl(
-            &[
-                "-X",
-                "PATCH",
-                "-H",
-                "Content-Type: application/merge-patch+json",
-                "-d",
-                &format!("{{\"metadata\":{{\"labels\":{labels}}}}}"),
-            ],
-            &format!("{DBS}/a"),
-        )
-    };
+    let patch =
+        |labels: &str| merge_patch(s, &format!("{DBS}/a"), &format!("{{\"metadata\":{{\"labels\":{labels}}}}}"));
     assert_eq!(patch(r#"{"tier":"web"}"#).code, 200);
     assert_eq!(w.next().0, "DELETED", "an object that stops matching leaves the watch as DELETED");
     assert_eq!(patch(r#"{"tier":"db"}"#).code, 200);

@@ -127,20 +127,20 @@ async fn watchers_resume_from_the_window_or_get_too_old(b: Backend) {
 async fn a_stalled_watcher_is_cut_off_and_others_continue(b: Backend) {
     let h = harness(b).await;
     let s = &h.store;
-    let config = CacheConfig { watcher_buffer: 8, ..CacheConfig::default() };
+    let config = CacheConfig { watcher_buffer: 32, ..CacheConfig::default() };
     let cache = WatchCache::start(h.store.clone(), "/registry/g/r/", config).unwrap();
     let start = cache.list(&list_all("/registry/g/r/", ReadRevision::Consistent)).await.unwrap().revision;
     let mut stalled = cache.watch(&watch_after("/registry/g/r/", start)).await.unwrap();
     let mut reader = cache.watch(&watch_after("/registry/g/r/", start)).await.unwrap();
     let reading = tokio::spawn(async move {
         let mut revs = Vec::new();
-        while revs.len() < 50 {
+        while revs.len() < 100 {
             revs.push(next_event(&mut reader).await.revision);
         }
         revs
     });
     let mut written = Vec::new();
-    for i in 0..50 {
+    for i in 0..100 {
         written.push(s.create(&format!("/registry/g/r/ns/k{i}"), val("v")).await.unwrap().mod_revision);
     }
     assert_eq!(reading.await.unwrap(), written, "the reading watcher gets every event");
@@ -153,13 +153,13 @@ async fn a_stalled_watcher_is_cut_off_and_others_continue(b: Backend) {
             None => panic!("the stalled watcher ended without an error"),
         }
     };
-    assert_eq!(got, 8, "the stalled watcher keeps what fitted in its buffer");
+    assert_eq!(got, 32, "the stalled watcher keeps what fitted in its buffer");
     match err {
         StorageError::WatcherTooSlow { last_revision } => {
-            assert_eq!(last_revision, written[7]);
+            assert_eq!(last_revision, written[31]);
             // It can resume from where it was cut off, and misses nothing.
             let mut resumed = cache.watch(&watch_after("/registry/g/r/", last_revision)).await.unwrap();
-            assert_eq!(next_event(&mut resumed).await.revision, written[8]);
+            assert_eq!(next_event(&mut resumed).await.revision, written[32]);
         }
         other => panic!("expected WatcherTooSlow, got {other:?}"),
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 pub struct Server {
     child: Child,
     url: String,
-    log: mpsc::Receiver<String>,
+    log: std::sync::Mutex<mpsc::Receiver<String>>,
     data_dir: PathBuf,
 }
 
@@ -71,7 +71,7 @@ impl Server {
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not log its ready line"))?;
             if let Some(at) = line.find("ready at ") {
                 let url = line[at + "ready at ".len()..].split_whitespace().next().unwrap_or_default().to_string();
-                return Ok(Server { child, url, log, data_dir });
+                return Ok(Server { child, url, log: std::sync::Mutex::new(log), data_dir });
             }
         }
     }
@@ -127,7 +127,7 @@ impl Server {
 
     /// Log lines printed since the ready line (non-blocking).
     pub fn log_lines(&self) -> Vec<String> {
-        self.log.try_iter().collect()
+        self.log.lock().map(|l| l.try_iter().collect()).unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits for the exit status.

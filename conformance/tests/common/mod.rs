@@ -67,6 +67,11 @@ pub fn post(server: &Server, path: &str, body: &Value) -> testkit::CurlOutput {
     server.curl(&["-H", "Content-Type: application/json", "-d", &body.to_string()], path)
 }
 
+/// Sends a JSON merge patch to `path`.
+pub fn merge_patch(server: &Server, path: &str, patch: &str) -> testkit::CurlOutput {
+    server.curl(&["-X", "PATCH", "-H", "Content-Type: application/merge-patch+json", "-d", patch], path)
+}
+
 /// A watch read by curl; events arrive on a channel.
 pub struct CurlWatch {
     child: Child,
