@@ -4,6 +4,7 @@
 //! - [`flags`]: command-line flags, named like kube-apiserver's.
 //! - [`tls`]: serving certificates (generated on first start) and rustls.
 //! - [`server`]: the accept loop (TLS, HTTP/1.1 and HTTP/2); shutdown is a future.
+//! - [`batched_io`]: gathers a connection's writes into fewer TLS records.
 //! - [`authn`]: bearer tokens and client certificates.
 //! - [`handlers`]: public paths, then routing of `/apis/...` to the verbs.
 //! - [`registry`]: create, get, update, delete of objects on the store.
@@ -20,6 +21,7 @@
 
 pub mod authn;
 pub mod backend;
+pub mod batched_io;
 pub mod docs;
 pub mod files;
 pub mod flags;

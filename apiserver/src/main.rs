@@ -15,6 +15,11 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
+/// mimalloc: the server allocates many small, short-lived buffers per request
+/// and per watch event; glibc's malloc took about a tenth of its time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = Flags::parse();

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::authn::user_from_certificate;
+use crate::batched_io::{batched, drive};
 use crate::handlers::{handle, App};
 
 /// How long in-flight requests may take to finish after shutdown begins.
@@ -53,19 +54,23 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
-            continue;
-        };
-        let user = tls_stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(user_from_certificate);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let (app, user) = (app.clone(), user.clone());
-            async move { Ok::<_, Infallible>(handle(app, req, user).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let (app, acceptor, builder, graceful_watcher) =
+            (app.clone(), acceptor.clone(), builder.clone(), graceful.watcher());
+        // The handshake runs in the connection's own task, so that a slow client
+        // cannot hold up the accept loop.
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+                return;
+            };
+            let user =
+                tls_stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(user_from_certificate);
+            let service = hyper::service::service_fn(move |req| {
+                let (app, user) = (app.clone(), user.clone());
+                async move { Ok::<_, Infallible>(handle(app, req, user).await) }
+            });
+            let (io, io_handle) = batched(tls_stream);
+            let conn = graceful_watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+            if let Err(e) = drive(conn, io_handle).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

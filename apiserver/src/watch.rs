@@ -111,17 +111,26 @@ fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
 struct State {
     watcher: CacheWatcher,
     params: WatchParams,
-    /// Ends the watch at timeoutSeconds; one timer for the whole watch.
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Resolves at timeoutSeconds or at shutdown: one future for the whole
+    /// watch, so that waiting for the next event costs no new timer or waiter.
+    end: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     initial_end_pending: bool,
     done: bool,
 }
 
+/// Resolves after `timeout` or when the server begins shutting down.
+async fn watch_end(timeout: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(timeout) => {}
+        _ = shutdown.wait_for(|down| *down) => {}
+    }
+}
+
 /// The streaming 200 response of a watch.
 pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
-    let deadline = Box::pin(tokio::time::sleep(params.timeout));
+    let end = Box::pin(watch_end(params.timeout, params.shutdown.clone()));
     let initial_end_pending = params.initial_events_end;
-    let state = State { watcher, params, deadline, initial_end_pending, done: false };
+    let state = State { watcher, params, end, initial_end_pending, done: false };
     let stream = futures::stream::unfold(state, |mut st| async move {
         loop {
             if st.done {
@@ -133,9 +142,9 @@ pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
                 return Some((Ok(Frame::data(b)), st));
             }
             let next = tokio::select! {
-                _ = st.deadline.as_mut() => return None,
-                _ = st.params.shutdown.changed() => return None,
+                biased;
                 next = st.watcher.recv() => next,
+                _ = st.end.as_mut() => return None,
             };
             let bytes = match next {
                 None => return None,
@@ -152,7 +161,11 @@ pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
                 }
             };
             // Whatever else is ready goes into the same frame: under load this
-            // turns many small writes and wake-ups into few.
+            // turns many small writes and wake-ups into few. A lone event is
+            // sent as is (its bytes are shared by every watcher).
+            if st.done || (!st.initial_end_pending && !st.watcher.has_ready()) {
+                return Some((Ok(Frame::data(bytes)), st));
+            }
             let mut buf = bytes.to_vec();
             while buf.len() < BATCH_BYTES && !st.done {
                 if st.initial_end_pending && !st.watcher.has_pending() {

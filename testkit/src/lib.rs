@@ -81,6 +81,9 @@ impl Etcd {
             // Quiet watchers learn the revision through etcd's periodic progress
             // notifications (etcd before 3.4.31 answers explicit requests unreliably).
             .args(["--experimental-watch-progress-notify-interval", "200ms"])
+            // Benchmarks may tune etcd (e.g. its backend batching); both sides of a
+            // comparison then run against the same etcd.
+            .args(std::env::var("ETCD_EXTRA_ARGS").unwrap_or_default().split_whitespace())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

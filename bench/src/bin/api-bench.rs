@@ -113,11 +113,50 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// The integer after `"<field>":` in a JSON line, without parsing the line.
-fn field_u64(line: &[u8], field: &str) -> Option<u64> {
-    let needle = format!("\"{field}\":");
-    let at = memchr::memmem::find(line, needle.as_bytes())? + needle.len();
-    let digits: Vec<u8> = line[at..].iter().copied().take_while(u8::is_ascii_digit).collect();
-    std::str::from_utf8(&digits).ok()?.parse().ok()
+/// The number at the start of `bytes`, if any.
+fn digits_u64(bytes: &[u8]) -> Option<u64> {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    (digits > 0).then(|| bytes[..digits].iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+}
+
+/// Reads watch events from DATA frames: the `sent_us` stamp of every complete
+/// line, without copying unless a line spans frames (flow control splits them).
+struct EventReader {
+    partial: Vec<u8>,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl EventReader {
+    fn new() -> Self {
+        EventReader { partial: Vec::new(), finder: memchr::memmem::Finder::new(b"\"sent_us\":") }
+    }
+
+    /// Calls `stamp` with the `sent_us` of each complete line in `data`.
+    fn feed(&mut self, mut data: &[u8], mut stamp: impl FnMut(u64)) {
+        let mut line_stamp = |line: &[u8]| {
+            if let Some(at) = self.finder.find(line) {
+                if let Some(v) = digits_u64(&line[at + self.finder.needle().len()..]) {
+                    stamp(v);
+                }
+            }
+        };
+        if !self.partial.is_empty() {
+            let Some(nl) = memchr::memchr(b'\n', data) else {
+                self.partial.extend_from_slice(data);
+                return;
+            };
+            self.partial.extend_from_slice(&data[..nl]);
+            let line = std::mem::take(&mut self.partial);
+            line_stamp(&line);
+            data = &data[nl + 1..];
+        }
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', data) {
+            line_stamp(&data[start..nl]);
+            start = nl + 1;
+        }
+        self.partial.extend_from_slice(&data[start..]);
+    }
 }
 
 async fn create_tpr(client: &mut Client, target: &Target, name: &str) {
@@ -125,6 +164,37 @@ async fn create_tpr(client: &mut Client, target: &Target, name: &str) {
     let (code, out) =
         call(client, target.request("POST", "/apis/extensions/v1beta1/thirdpartyresources", Some(body))).await;
     assert_eq!(code, 201, "create TPR: {}", String::from_utf8_lossy(&out));
+}
+
+/// A client of `server`, trusting the CA in its data dir and using its admin token.
+fn target_of(server: &testkit::Server, dir: &std::path::Path) -> Arc<Target> {
+    let addr: SocketAddr = server.url().trim_start_matches("https://").parse().expect("address");
+    let ca = std::fs::read(dir.join("pki/ca.crt")).expect("CA");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.expect("CA PEM")).expect("CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let token = std::fs::read_to_string(dir.join("admin.token")).expect("token").trim().to_string();
+    Arc::new(Target { addr, tls: tokio_rustls::TlsConnector::from(Arc::new(config)), token })
+}
+
+/// GETs of one object per second: 64 concurrent requests over 2 HTTP/2 connections.
+async fn get_rate(target: &Arc<Target>, query: &'static str) -> f64 {
+    let mut admin = target.connect().await;
+    let body = "{\"metadata\":{\"name\":\"db000000001\"}}".to_string();
+    call(&mut admin, target.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body))).await;
+    throughput(target, 64, 2, move |mut c, t, _| async move {
+        let path = format!("/apis/prsn.io/v1/namespaces/default/mysqldbs/db000000001{query}");
+        call(&mut c, t.request("GET", &path, None)).await.0 == 200
+    })
+    .await
 }
 
 #[tokio::main]
@@ -140,95 +210,101 @@ async fn main() {
         &["--data-dir", dir.path().to_str().expect("utf-8"), "--etcd-servers", &etcd.endpoint()],
     )
     .expect("start tpr-apiserver (cargo build --release -p apiserver)");
-    let addr: SocketAddr = server.url().trim_start_matches("https://").parse().expect("address");
-    let ca = std::fs::read(dir.path().join("pki/ca.crt")).expect("CA");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&ca) {
-        roots.add(cert.expect("CA PEM")).expect("CA");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let token = std::fs::read_to_string(dir.path().join("admin.token")).expect("token").trim().to_string();
-    let target = Arc::new(Target { addr, tls: tokio_rustls::TlsConnector::from(Arc::new(config)), token });
+    let target = target_of(&server, dir.path());
     println!("api-bench: {} on etcd {}, {:?} per throughput measurement\n", bin.display(), etcd.endpoint(), seconds());
 
     let mut admin = target.connect().await;
     create_tpr(&mut admin, &target, "mysql-db.prsn.io").await;
 
-    // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
-    let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
-    let kv = raw.kv_client();
-    let value = serde_json::json!({"metadata": {"name": "x", "namespace": "default"}, "size": "small"}).to_string();
-    let raw_rate = {
-        let mut clients = Vec::new();
-        clients.push(kv);
-        let kv = clients.remove(0);
-        let value = value.clone();
-        let counter = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicU64::new(0));
-        let start = Instant::now();
-        let until = start + seconds();
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let (mut kv, value, counter, done) = (kv.clone(), value.clone(), counter.clone(), done.clone());
-            tasks.push(tokio::spawn(async move {
-                while Instant::now() < until {
-                    let i = counter.fetch_add(1, Ordering::Relaxed);
-                    if kv.put(format!("/raw/k{i:09}"), value.clone(), None).await.is_ok() {
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-    };
-    let api_rate = throughput(&target, 64, 4, |mut c, t, i| async move {
-        let body = format!("{{\"metadata\":{{\"name\":\"db{i:09}\"}},\"size\":\"small\"}}");
-        call(&mut c, t.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body))).await.0 == 201
-    })
-    .await;
-    println!(
-        "creates, 64 concurrent: raw etcd put {raw_rate:.0}/s, API create {api_rate:.0}/s, ratio {:.2}",
-        api_rate / raw_rate
-    );
+    // BENCH_PHASES picks phases (default all): creates,get,tpr,watch.
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "creates,get,tpr,watch".into());
+    let run = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
 
-    // 2. GET of one object over keep-alive HTTPS.
-    let get_rate = throughput(&target, 64, 2, |mut c, t, _| async move {
-        call(&mut c, t.request("GET", "/apis/prsn.io/v1/namespaces/default/mysqldbs/db000000001", None)).await.0 == 200
-    })
-    .await;
-    println!("GET one object, 64 concurrent over 2 HTTP/2 connections: {get_rate:.0}/s");
+    // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
+    if run("creates") {
+        let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
+        let kv = raw.kv_client();
+        let value = serde_json::json!({"metadata": {"name": "x", "namespace": "default"}, "size": "small"}).to_string();
+        let raw_rate = {
+            let mut clients = Vec::new();
+            clients.push(kv);
+            let kv = clients.remove(0);
+            let value = value.clone();
+            let counter = Arc::new(AtomicU64::new(0));
+            let done = Arc::new(AtomicU64::new(0));
+            let start = Instant::now();
+            let until = start + seconds();
+            let mut tasks = Vec::new();
+            for _ in 0..64 {
+                let (mut kv, value, counter, done) = (kv.clone(), value.clone(), counter.clone(), done.clone());
+                tasks.push(tokio::spawn(async move {
+                    while Instant::now() < until {
+                        let i = counter.fetch_add(1, Ordering::Relaxed);
+                        if kv.put(format!("/raw/k{i:09}"), value.clone(), None).await.is_ok() {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+            done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+        };
+        let api_rate = throughput(&target, 64, 4, |mut c, t, i| async move {
+            let body = format!("{{\"metadata\":{{\"name\":\"db{i:09}\"}},\"size\":\"small\"}}");
+            call(&mut c, t.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body))).await.0 == 201
+        })
+        .await;
+        println!(
+            "creates, 64 concurrent: raw etcd put {raw_rate:.0}/s, API create {api_rate:.0}/s, ratio {:.2}",
+            api_rate / raw_rate
+        );
+    }
+
+    // 2. GET of one object over keep-alive HTTPS: consistent (the default),
+    // and resourceVersion=0 (any cached state), on etcd and on the embedded store.
+    if run("get") {
+        let consistent = get_rate(&target, "").await;
+        let any = get_rate(&target, "?resourceVersion=0").await;
+        println!("GET one object, 64 concurrent over 2 HTTP/2 connections, etcd: {consistent:.0}/s consistent, {any:.0}/s with resourceVersion=0");
+        let edir = tempfile::tempdir().expect("tempdir");
+        let embedded = testkit::Server::start(&bin, &["--data-dir", edir.path().to_str().expect("utf-8")])
+            .expect("start tpr-apiserver on the embedded store");
+        let etarget = target_of(&embedded, edir.path());
+        create_tpr(&mut etarget.connect().await, &etarget, "mysql-db.prsn.io").await;
+        let consistent = get_rate(&etarget, "").await;
+        let any = get_rate(&etarget, "?resourceVersion=0").await;
+        println!("GET one object, 64 concurrent over 2 HTTP/2 connections, embedded: {consistent:.0}/s consistent, {any:.0}/s with resourceVersion=0");
+    }
 
     // 3. New TPR -> first successful create on its type.
-    let mut lat = Vec::new();
-    for i in 0..20 {
-        let t0 = Instant::now();
-        create_tpr(&mut admin, &target, &format!("kind{i}.bench.io")).await;
-        loop {
-            let body = "{\"metadata\":{\"name\":\"first\"}}".to_string();
-            let (code, _) = call(
-                &mut admin,
-                target.request("POST", &format!("/apis/bench.io/v1/namespaces/default/kind{i}s"), Some(body)),
-            )
-            .await;
-            if code == 201 {
-                break;
+    if run("tpr") {
+        let mut lat = Vec::new();
+        for i in 0..20 {
+            let t0 = Instant::now();
+            create_tpr(&mut admin, &target, &format!("kind{i}.bench.io")).await;
+            loop {
+                let body = "{\"metadata\":{\"name\":\"first\"}}".to_string();
+                let (code, _) = call(
+                    &mut admin,
+                    target.request("POST", &format!("/apis/bench.io/v1/namespaces/default/kind{i}s"), Some(body)),
+                )
+                .await;
+                if code == 201 {
+                    break;
+                }
             }
+            lat.push(t0.elapsed());
         }
-        lat.push(t0.elapsed());
+        lat.sort();
+        println!("new TPR -> first create: median {:?}, max {:?} (20 TPRs)", lat[10], lat[19]);
     }
-    lat.sort();
-    println!("new TPR -> first create: median {:?}, max {:?} (20 TPRs)", lat[10], lat[19]);
 
     // 4. Watchers.
+    if !run("watch") {
+        return;
+    }
     let watchers: usize = std::env::var("WATCHERS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     create_tpr(&mut admin, &target, "watched.bench.io").await;
     let epoch = Instant::now();
@@ -242,10 +318,17 @@ async fn main() {
     let counts = Arc::new((0..watchers).map(|_| AtomicU64::new(0)).collect::<Vec<_>>());
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::with_capacity(watchers * writes as usize)));
     let opened = Arc::new(AtomicU64::new(0));
+    let frames = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for w in 0..watchers {
-        let (mut c, target, counts, latencies, opened) =
-            (conns[w / per_conn].clone(), target.clone(), counts.clone(), latencies.clone(), opened.clone());
+        let (mut c, target, counts, latencies, opened, frames) = (
+            conns[w / per_conn].clone(),
+            target.clone(),
+            counts.clone(),
+            latencies.clone(),
+            opened.clone(),
+            frames.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let req = target.request(
                 "GET",
@@ -257,14 +340,15 @@ async fn main() {
             let mut body = resp.into_body();
             let mut local = Vec::with_capacity(writes as usize);
             let mut seen = 0;
+            let mut reader = EventReader::new();
             while let Some(Ok(frame)) = body.frame().await {
                 if let Some(data) = frame.data_ref() {
-                    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                        if let Some(sent) = field_u64(line, "sent_us") {
-                            local.push((epoch.elapsed().as_micros() as u64).saturating_sub(sent) as u32);
-                            seen += 1;
-                        }
-                    }
+                    frames.fetch_add(1, Ordering::Relaxed);
+                    let now = epoch.elapsed().as_micros() as u64;
+                    reader.feed(data, |sent| {
+                        local.push(now.saturating_sub(sent) as u32);
+                        seen += 1;
+                    });
                 }
                 if seen >= writes {
                     break;
@@ -318,4 +402,6 @@ async fn main() {
         pct(99),
         pct(100)
     );
+    let frames = frames.load(Ordering::Relaxed);
+    println!("  {frames} DATA frames for {} events", lat.len());
 }

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
+use super::mailbox::{Mailbox, PushError};
 use super::{keys_from, CacheEvent, EventKind, ListResult, WatchItem, WatchStart};
 use crate::error::{Result, StorageError};
 use crate::types::{Event, KeyValue, Revision};
@@ -22,13 +22,19 @@ pub(crate) enum Cut {
 }
 
 struct Slot {
-    prefix: String,
-    tx: mpsc::Sender<WatchItem>,
+    mailbox: Arc<Mailbox>,
     cut: Arc<OnceLock<Cut>>,
 }
 
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The watcher sees its end (and reads `cut`) after the queued events.
+        self.mailbox.close_sender();
+    }
+}
+
 /// What [`State::register`] hands to a new watcher.
-pub(crate) type Registration = (u64, Revision, VecDeque<WatchItem>, mpsc::Receiver<WatchItem>, Arc<OnceLock<Cut>>);
+pub(crate) type Registration = (u64, Revision, VecDeque<WatchItem>, Arc<Mailbox>, Arc<OnceLock<Cut>>);
 
 pub(crate) struct State {
     objects: BTreeMap<String, Arc<KeyValue>>,
@@ -37,12 +43,20 @@ pub(crate) struct State {
     window_capacity: usize,
     /// Watches may start after any revision at or above this one.
     oldest: Revision,
-    watchers: HashMap<u64, Slot>,
+    /// Watchers grouped by prefix: an event's key is compared once per prefix.
+    watchers: HashMap<String, HashMap<u64, Slot>>,
+    /// The prefix of each watcher.
+    prefix_of: HashMap<u64, String>,
     next_id: u64,
+    /// Events were queued to watchers that have not been woken for them yet.
+    unwoken: bool,
+    /// The earliest time of the next round of wake-ups.
+    next_wake: Instant,
+    wake_spacing_per_watcher: Duration,
 }
 
 impl State {
-    pub(crate) fn new(window_capacity: usize) -> Self {
+    pub(crate) fn new(window_capacity: usize, wake_spacing_per_watcher: Duration) -> Self {
         State {
             objects: BTreeMap::new(),
             revision: 0,
@@ -50,7 +64,11 @@ impl State {
             window_capacity: window_capacity.max(1),
             oldest: 0,
             watchers: HashMap::new(),
+            prefix_of: HashMap::new(),
             next_id: 0,
+            unwoken: false,
+            next_wake: Instant::now(),
+            wake_spacing_per_watcher,
         }
     }
 
@@ -59,7 +77,7 @@ impl State {
     }
 
     pub(crate) fn watcher_count(&self) -> usize {
-        self.watchers.len()
+        self.prefix_of.len()
     }
 
     /// Replaces everything with a fresh list. Watchers of an earlier list are
@@ -69,7 +87,8 @@ impl State {
         self.revision = revision;
         self.window.clear();
         self.oldest = revision;
-        for (_, slot) in self.watchers.drain() {
+        self.prefix_of.clear();
+        for slot in self.watchers.drain().flat_map(|(_, group)| group.into_values()) {
             let _ = slot.cut.set(Cut::Reset { oldest: revision });
         }
     }
@@ -117,22 +136,49 @@ impl State {
 
     fn fan_out(&mut self, event: &Arc<CacheEvent>) {
         let mut gone = Vec::new();
-        for (id, slot) in &self.watchers {
-            if !event.object.key.starts_with(&slot.prefix) {
+        for (prefix, group) in &self.watchers {
+            if !event.object.key.starts_with(prefix.as_str()) {
                 continue;
             }
-            match slot.tx.try_send(WatchItem::Event(event.clone())) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    let _ = slot.cut.set(Cut::TooSlow);
-                    gone.push(*id);
+            for (id, slot) in group {
+                match slot.mailbox.push_quietly(WatchItem::Event(event.clone())) {
+                    Ok(()) => self.unwoken = true,
+                    Err(PushError::Full) => {
+                        let _ = slot.cut.set(Cut::TooSlow);
+                        gone.push(*id);
+                    }
+                    Err(PushError::Closed) => gone.push(*id),
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
             }
         }
         for id in gone {
-            self.watchers.remove(&id);
+            self.remove(id);
         }
+    }
+
+    /// Wakes the watchers that have queued events, unless the last round of
+    /// wake-ups was too recent: then returns when to call again. Rounds are
+    /// spaced by `wake_spacing_per_watcher` × watchers, so that under load a
+    /// watcher gets several events per wake-up and delivery stays bounded.
+    pub(crate) fn wake_watchers(&mut self, now: Instant) -> Option<Instant> {
+        if !self.unwoken {
+            return None;
+        }
+        if now < self.next_wake {
+            return Some(self.next_wake);
+        }
+        self.wake_watchers_now();
+        let watchers = u32::try_from(self.prefix_of.len()).unwrap_or(u32::MAX);
+        self.next_wake = now + self.wake_spacing_per_watcher.saturating_mul(watchers);
+        None
+    }
+
+    /// Wakes every watcher that has queued events.
+    pub(crate) fn wake_watchers_now(&mut self) {
+        for slot in self.watchers.values().flat_map(|group| group.values()) {
+            slot.mailbox.wake();
+        }
+        self.unwoken = false;
     }
 
     /// The backend has nothing more up to `revision`: tell every watcher.
@@ -141,9 +187,13 @@ impl State {
             return;
         }
         self.revision = revision;
-        self.watchers.retain(|_, slot| {
-            !matches!(slot.tx.try_send(WatchItem::Bookmark(revision)), Err(mpsc::error::TrySendError::Closed(_)))
-        });
+        let gone: Vec<u64> = (self.watchers.values().flatten())
+            .filter(|(_, slot)| slot.mailbox.push(WatchItem::Bookmark(revision)) == Err(PushError::Closed))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.remove(id);
+        }
     }
 
     /// A page from memory; `None` when `exact` is given and is not the cache's revision.
@@ -191,15 +241,23 @@ impl State {
                     .collect()
             }
         };
-        let (tx, rx) = mpsc::channel(buffer.max(1));
+        let mailbox = Arc::new(Mailbox::new(buffer));
         let cut = Arc::new(OnceLock::new());
         let id = self.next_id;
         self.next_id += 1;
-        self.watchers.insert(id, Slot { prefix: prefix.to_string(), tx, cut: cut.clone() });
-        Ok((id, self.revision, pending, rx, cut))
+        let slot = Slot { mailbox: mailbox.clone(), cut: cut.clone() };
+        self.watchers.entry(prefix.to_string()).or_default().insert(id, slot);
+        self.prefix_of.insert(id, prefix.to_string());
+        Ok((id, self.revision, pending, mailbox, cut))
     }
 
     pub(crate) fn remove(&mut self, id: u64) {
-        self.watchers.remove(&id);
+        let Some(prefix) = self.prefix_of.remove(&id) else { return };
+        if let Some(group) = self.watchers.get_mut(&prefix) {
+            group.remove(&id);
+            if group.is_empty() {
+                self.watchers.remove(&prefix);
+            }
+        }
     }
 }

@@ -3,8 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock, Weak};
 
-use tokio::sync::mpsc;
-
+use super::mailbox::Mailbox;
 use super::state::Cut;
 use super::{Inner, WatchItem};
 use crate::error::{Result, StorageError};
@@ -18,7 +17,7 @@ pub struct CacheWatcher {
     id: u64,
     start_revision: Revision,
     pending: VecDeque<WatchItem>,
-    rx: mpsc::Receiver<WatchItem>,
+    mailbox: Arc<Mailbox>,
     cut: Arc<OnceLock<Cut>>,
     last: Revision,
     ended: bool,
@@ -30,11 +29,11 @@ impl CacheWatcher {
         id: u64,
         start_revision: Revision,
         pending: VecDeque<WatchItem>,
-        rx: mpsc::Receiver<WatchItem>,
+        mailbox: Arc<Mailbox>,
         cut: Arc<OnceLock<Cut>>,
     ) -> Self {
         let last = start_revision;
-        CacheWatcher { cache, id, start_revision, pending, rx, cut, last, ended: false }
+        CacheWatcher { cache, id, start_revision, pending, mailbox, cut, last, ended: false }
     }
 
     /// The cache revision when the watch was registered: the initial state
@@ -46,6 +45,11 @@ impl CacheWatcher {
     /// True while replayed or initial events are still to be yielded.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// True if an item can be taken now without waiting.
+    pub fn has_ready(&self) -> bool {
+        !self.ended && (!self.pending.is_empty() || self.mailbox.has_items())
     }
 
     /// The revision of the last event or bookmark received.
@@ -60,7 +64,7 @@ impl CacheWatcher {
         }
         let item = match self.pending.pop_front() {
             Some(item) => item,
-            None => match self.rx.recv().await {
+            None => match std::future::poll_fn(|cx| self.mailbox.poll_pop(cx)).await {
                 Some(item) => item,
                 None => {
                     self.ended = true;
@@ -90,7 +94,7 @@ impl CacheWatcher {
         if self.ended {
             return None;
         }
-        let item = self.pending.pop_front().or_else(|| self.rx.try_recv().ok())?;
+        let item = self.pending.pop_front().or_else(|| self.mailbox.try_pop())?;
         match &item {
             WatchItem::Event(e) if e.revision > self.last => self.last = e.revision,
             WatchItem::Bookmark(r) if *r > self.last => self.last = *r,
@@ -102,6 +106,7 @@ impl CacheWatcher {
 
 impl Drop for CacheWatcher {
     fn drop(&mut self) {
+        self.mailbox.close_receiver();
         if let Some(cache) = self.cache.upgrade() {
             cache.write().remove(self.id);
         }

@@ -1,0 +1,242 @@
+//! Write batching for one connection.
+//!
+//! HTTP/2 (the `h2` crate) flushes its transport after every DATA frame, so a
+//! connection carrying thousands of watch streams would make one TLS record and
+//! one `writev` per event per watcher. [`BatchedIo`] gathers the writes of one
+//! turn of the connection's task instead: a flush only writes once
+//! [`FLUSH_AT`] bytes are waiting, and [`Driven`], the future that runs the
+//! connection, writes the rest when the turn ends. Clients see the same bytes,
+//! sooner and in fewer, larger TLS records.
+//!
+//! Bounded: at most [`MAX_BUFFERED`] bytes wait; beyond that a write waits for
+//! the socket, so a slow reader pushes back on its connection as before.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A flush writes at once when this many bytes are waiting.
+pub const FLUSH_AT: usize = 64 * 1024;
+/// Most bytes a connection buffers before writes wait for the socket.
+pub const MAX_BUFFERED: usize = 256 * 1024;
+
+struct Shared<S> {
+    io: S,
+    out: Vec<u8>,
+    written: usize,
+    /// Bytes went to the transport since its last flush.
+    dirty: bool,
+}
+
+impl<S: AsyncWrite + Unpin> Shared<S> {
+    /// Bytes buffered and not yet written.
+    fn buffered(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// Writes everything buffered, then flushes the transport.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.write_buffered(cx))?;
+        if !self.dirty {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.dirty = false;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes everything buffered (without flushing the transport).
+    fn write_buffered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.written += n;
+                    self.dirty = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    // Keep only what is still unwritten, so that the buffer stays bounded.
+                    self.out.drain(..self.written);
+                    self.written = 0;
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        if self.out.capacity() > MAX_BUFFERED {
+            self.out.shrink_to(FLUSH_AT);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// How many more bytes may be buffered, writing out first when none may.
+    fn room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.out.len() - self.written >= MAX_BUFFERED {
+            ready!(self.write_buffered(cx))?;
+        }
+        Poll::Ready(Ok(MAX_BUFFERED.saturating_sub(self.out.len() - self.written)))
+    }
+}
+
+/// The connection's transport as hyper sees it: writes are buffered until the
+/// end of the task's turn (see the module documentation).
+pub struct BatchedIo<S> {
+    shared: Arc<Mutex<Shared<S>>>,
+}
+
+/// Drives a connection future and writes what it buffered at the end of each turn.
+pub struct Driven<F, S> {
+    conn: Pin<Box<F>>,
+    shared: Arc<Mutex<Shared<S>>>,
+    /// Set while the write waits one round of the scheduler (see `poll`).
+    yielding: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+/// Wraps `io`; serve the connection with the first half and run it with [`drive`].
+pub fn batched<S>(io: S) -> (BatchedIo<S>, Handle<S>) {
+    let shared = Arc::new(Mutex::new(Shared { io, out: Vec::new(), written: 0, dirty: false }));
+    (BatchedIo { shared: shared.clone() }, Handle { shared })
+}
+
+/// The driver's half of a [`BatchedIo`].
+pub struct Handle<S> {
+    shared: Arc<Mutex<Shared<S>>>,
+}
+
+/// Runs `conn` (which owns the matching [`BatchedIo`]) so that buffered writes
+/// go out at the end of every turn.
+pub fn drive<F: Future, S>(conn: F, handle: Handle<S>) -> Driven<F, S> {
+    Driven { conn: Box::pin(conn), shared: handle.shared, yielding: None }
+}
+
+fn lock<S>(shared: &Mutex<Shared<S>>) -> MutexGuard<'_, Shared<S>> {
+    // Nothing panics while holding the lock; a poisoned lock still holds valid bytes.
+    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<F: Future, S: AsyncWrite + Unpin> Future for Driven<F, S> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let result = this.conn.as_mut().poll(cx);
+        if result.is_pending() && this.yielding.is_none() && lock(&this.shared).buffered() > 0 {
+            // Let the tasks that are ready to run (other streams of this
+            // connection, woken by the same event) add their frames first: the
+            // write goes out after one round of the scheduler.
+            let mut round: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(tokio::task::yield_now());
+            if round.as_mut().poll(cx).is_pending() {
+                this.yielding = Some(round);
+                return Poll::Pending;
+            }
+        }
+        this.yielding = None;
+        // Write what was buffered. An error surfaces on the connection's next
+        // read or write; after the connection's end (hyper has already shut the
+        // transport down, which drains) this is a last best effort.
+        let _ = lock(&this.shared).drain(cx);
+        result
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for BatchedIo<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut lock(&self.shared).io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for BatchedIo<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut shared = lock(&self.shared);
+        let n = ready!(shared.room(cx))?.min(buf.len());
+        shared.out.extend_from_slice(&buf[..n]);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut shared = lock(&self.shared);
+        let mut room = ready!(shared.room(cx))?;
+        let mut taken = 0;
+        for buf in bufs {
+            let n = room.min(buf.len());
+            shared.out.extend_from_slice(&buf[..n]);
+            (room, taken) = (room - n, taken + n);
+            if room == 0 {
+                break;
+            }
+        }
+        Poll::Ready(Ok(taken))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut shared = lock(&self.shared);
+        if shared.out.len() >= FLUSH_AT {
+            return shared.drain(cx);
+        }
+        // The rest goes out when the connection's turn ends (see `Driven`).
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut shared = lock(&self.shared);
+        ready!(shared.write_buffered(cx))?;
+        Pin::new(&mut shared.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn small_writes_go_out_when_the_turn_ends() {
+        let (client, mut server) = tokio::io::duplex(1 << 20);
+        let (mut io, handle) = batched(client);
+        let conn = async move {
+            for i in 0..100u8 {
+                io.write_all(&[i; 10]).await?;
+                io.flush().await?;
+            }
+            // Nothing has reached the peer yet: still the same turn.
+            std::future::pending::<()>().await;
+            Ok::<_, io::Error>(())
+        };
+        tokio::spawn(drive(conn, handle));
+        let mut got = vec![0u8; 1000];
+        server.read_exact(&mut got).await.expect("all bytes arrive");
+        assert!(got.chunks(10).enumerate().all(|(i, c)| c.iter().all(|&b| b as usize == i)));
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_waits_for_the_reader() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let (mut io, handle) = batched(client);
+        let total = MAX_BUFFERED * 3;
+        let conn = async move {
+            io.write_all(&vec![7u8; total]).await?;
+            io.shutdown().await
+        };
+        let task = tokio::spawn(drive(conn, handle));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!task.is_finished(), "the writer must wait while the reader does not read");
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got.len(), total);
+        task.await.expect("join").expect("writes succeed");
+    }
+}
