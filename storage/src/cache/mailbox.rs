@@ -53,38 +53,23 @@ impl Mailbox {
         self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues `item` and wakes the receiver.
+    /// Queues `item` and wakes the receiver if it waits.
     pub(crate) fn push(&self, item: WatchItem) -> Result<(), PushError> {
-        self.push_quietly(item)?;
-        self.wake();
-        Ok(())
-    }
-
-    /// Queues `item` without waking the receiver (see [`Mailbox::wake`]).
-    pub(crate) fn push_quietly(&self, item: WatchItem) -> Result<(), PushError> {
-        let mut q = self.lock();
-        if q.receiver_gone {
-            return Err(PushError::Closed);
-        }
-        if q.items.len() >= q.capacity {
-            return Err(PushError::Full);
-        }
-        q.items.push_back(item);
-        Ok(())
-    }
-
-    /// Wakes the receiver if it waits and items are queued.
-    pub(crate) fn wake(&self) {
         let waker = {
             let mut q = self.lock();
-            if q.items.is_empty() {
-                return;
+            if q.receiver_gone {
+                return Err(PushError::Closed);
             }
+            if q.items.len() >= q.capacity {
+                return Err(PushError::Full);
+            }
+            q.items.push_back(item);
             q.waker.take()
         };
         if let Some(w) = waker {
             w.wake();
         }
+        Ok(())
     }
 
     /// No more items will be pushed; the receiver sees the end after the queued ones.

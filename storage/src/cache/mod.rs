@@ -45,11 +45,6 @@ pub struct CacheConfig {
     pub progress_interval: Duration,
     /// How long a consistent read waits for the cache to catch up.
     pub fresh_timeout: Duration,
-    /// Pacing of wake-ups: after waking its watchers, the cache waits this long
-    /// per registered watcher before waking them again; events meanwhile are
-    /// queued and delivered together. One watcher: immediate; 10,000: every
-    /// 20 ms at the default, which bounds the CPU spent on wake-ups.
-    pub wake_spacing_per_watcher: Duration,
 }
 
 impl Default for CacheConfig {
@@ -60,7 +55,6 @@ impl Default for CacheConfig {
             page_size: 5_000,
             progress_interval: Duration::from_secs(5),
             fresh_timeout: Duration::from_secs(3),
-            wake_spacing_per_watcher: Duration::from_micros(2),
         }
     }
 }
@@ -204,7 +198,7 @@ impl WatchCache {
             fresh: fresh::FreshRevision::start(store.clone()),
             store,
             prefix: prefix.to_string(),
-            state: RwLock::new(State::new(config.window, config.wake_spacing_per_watcher)),
+            state: RwLock::new(State::new(config.window)),
             config,
             revision: watch::channel(-1).0,
             progress_wanted: Notify::new(),

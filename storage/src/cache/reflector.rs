@@ -4,7 +4,7 @@
 //! watch whose history was compacted meanwhile forces a fresh list.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -72,25 +72,14 @@ async fn list_all(inner: &Inner) -> Result<(Vec<KeyValue>, Revision)> {
     }
 }
 
-/// Follows one backend watch from `from`; returns why it ended. Watchers are
-/// woken for every event applied before it ended.
+/// Follows one backend watch from `from`; returns why it ended.
 async fn follow(inner: &Inner, from: Revision, backoff: &mut Duration) -> StorageError {
-    let reason = follow_events(inner, from, backoff).await;
-    inner.write().wake_watchers_now();
-    reason
-}
-
-async fn follow_events(inner: &Inner, from: Revision, backoff: &mut Duration) -> StorageError {
     let mut stream = match inner.store.watch(&inner.prefix, from).await {
         Ok(s) => s,
         Err(e) => return e,
     };
     let mut ticker = tokio::time::interval(inner.config.progress_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // When set, watchers have queued events and are woken at this time.
-    let mut wake_at: Option<Instant> = None;
-    let wake_timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(wake_timer);
     loop {
         tokio::select! {
             msg = stream.recv() => match msg {
@@ -98,12 +87,8 @@ async fn follow_events(inner: &Inner, from: Revision, backoff: &mut Duration) ->
                     let revision = {
                         let mut state = inner.write();
                         state.apply(events);
-                        wake_at = state.wake_watchers(Instant::now());
                         state.revision()
                     };
-                    if let Some(at) = wake_at {
-                        wake_timer.as_mut().reset(at.into());
-                    }
                     inner.revision.send_replace(revision);
                     *backoff = MIN_BACKOFF;
                 }
@@ -118,12 +103,6 @@ async fn follow_events(inner: &Inner, from: Revision, backoff: &mut Duration) ->
                 Some(Err(e)) => return e,
                 None => return StorageError::Unavailable("the backend watch ended".into()),
             },
-            _ = &mut wake_timer, if wake_at.is_some() => {
-                wake_at = inner.write().wake_watchers(Instant::now());
-                if let Some(at) = wake_at {
-                    wake_timer.as_mut().reset(at.into());
-                }
-            }
             _ = inner.progress_wanted.notified() => stream.request_progress(),
             _ = ticker.tick() => stream.request_progress(),
         }

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
 use super::mailbox::{Mailbox, PushError};
 use super::{keys_from, CacheEvent, EventKind, ListResult, WatchItem, WatchStart};
@@ -48,15 +47,10 @@ pub(crate) struct State {
     /// The prefix of each watcher.
     prefix_of: HashMap<u64, String>,
     next_id: u64,
-    /// Events were queued to watchers that have not been woken for them yet.
-    unwoken: bool,
-    /// The earliest time of the next round of wake-ups.
-    next_wake: Instant,
-    wake_spacing_per_watcher: Duration,
 }
 
 impl State {
-    pub(crate) fn new(window_capacity: usize, wake_spacing_per_watcher: Duration) -> Self {
+    pub(crate) fn new(window_capacity: usize) -> Self {
         State {
             objects: BTreeMap::new(),
             revision: 0,
@@ -66,9 +60,6 @@ impl State {
             watchers: HashMap::new(),
             prefix_of: HashMap::new(),
             next_id: 0,
-            unwoken: false,
-            next_wake: Instant::now(),
-            wake_spacing_per_watcher,
         }
     }
 
@@ -141,8 +132,8 @@ impl State {
                 continue;
             }
             for (id, slot) in group {
-                match slot.mailbox.push_quietly(WatchItem::Event(event.clone())) {
-                    Ok(()) => self.unwoken = true,
+                match slot.mailbox.push(WatchItem::Event(event.clone())) {
+                    Ok(()) => {}
                     Err(PushError::Full) => {
                         let _ = slot.cut.set(Cut::TooSlow);
                         gone.push(*id);
@@ -154,31 +145,6 @@ impl State {
         for id in gone {
             self.remove(id);
         }
-    }
-
-    /// Wakes the watchers that have queued events, unless the last round of
-    /// wake-ups was too recent: then returns when to call again. Rounds are
-    /// spaced by `wake_spacing_per_watcher` × watchers, so that under load a
-    /// watcher gets several events per wake-up and delivery stays bounded.
-    pub(crate) fn wake_watchers(&mut self, now: Instant) -> Option<Instant> {
-        if !self.unwoken {
-            return None;
-        }
-        if now < self.next_wake {
-            return Some(self.next_wake);
-        }
-        self.wake_watchers_now();
-        let watchers = u32::try_from(self.prefix_of.len()).unwrap_or(u32::MAX);
-        self.next_wake = now + self.wake_spacing_per_watcher.saturating_mul(watchers);
-        None
-    }
-
-    /// Wakes every watcher that has queued events.
-    pub(crate) fn wake_watchers_now(&mut self) {
-        for slot in self.watchers.values().flat_map(|group| group.values()) {
-            slot.mailbox.wake();
-        }
-        self.unwoken = false;
     }
 
     /// The backend has nothing more up to `revision`: tell every watcher.
