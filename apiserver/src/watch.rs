@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::Frame;
 use serde_json::{json, Value};
 use storage::cache::EventKind;
@@ -131,23 +131,49 @@ pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
     let end = Box::pin(watch_end(params.timeout, params.shutdown.clone()));
     let initial_end_pending = params.initial_events_end;
     let state = State { watcher, params, end, initial_end_pending, done: false };
-    let stream = futures::stream::unfold(state, |mut st| async move {
+    let mut resp = Response::new(WatchBody(state).boxed_unsync());
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp
+}
+
+/// The body of a watch response: polled in place, so that an event costs no
+/// new future and no move of the watch's state.
+struct WatchBody(State);
+
+impl hyper::body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let st = &mut self.get_mut().0;
         loop {
             if st.done {
-                return None;
+                return Poll::Ready(None);
             }
             if st.initial_end_pending && !st.watcher.has_pending() {
                 st.initial_end_pending = false;
                 let b = bookmark(&st.params, st.watcher.start_revision(), true);
-                return Some((Ok(Frame::data(b)), st));
+                return Poll::Ready(Some(Ok(Frame::data(b))));
             }
-            let next = tokio::select! {
-                biased;
-                next = st.watcher.recv() => next,
-                _ = st.end.as_mut() => return None,
+            let next = match st.watcher.poll_recv(cx) {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    // Nothing to send: the watch may have reached its end.
+                    if st.end.as_mut().poll(cx).is_ready() {
+                        st.done = true;
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Pending;
+                }
             };
             let bytes = match next {
-                None => return None,
+                None => return Poll::Ready(None),
                 Some(Ok(WatchItem::Event(e))) => match event_line(&st.params, &e) {
                     Some(l) => l,
                     None => continue,
@@ -160,40 +186,41 @@ pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
                     line("ERROR", status)
                 }
             };
-            // Whatever else is ready goes into the same frame: under load this
-            // turns many small writes and wake-ups into few. A lone event is
-            // sent as is (its bytes are shared by every watcher).
-            if st.done || (!st.initial_end_pending && !st.watcher.has_ready()) {
-                return Some((Ok(Frame::data(bytes)), st));
-            }
-            let mut buf = bytes.to_vec();
-            while buf.len() < BATCH_BYTES && !st.done {
-                if st.initial_end_pending && !st.watcher.has_pending() {
-                    st.initial_end_pending = false;
-                    buf.extend_from_slice(&bookmark(&st.params, st.watcher.start_revision(), true));
-                    continue;
-                }
-                match st.watcher.try_recv() {
-                    Some(WatchItem::Event(e)) => {
-                        if let Some(l) = event_line(&st.params, &e) {
-                            buf.extend_from_slice(&l);
-                        }
-                    }
-                    Some(WatchItem::Bookmark(r)) if st.params.bookmarks => {
-                        buf.extend_from_slice(&bookmark(&st.params, r, false))
-                    }
-                    Some(WatchItem::Bookmark(_)) => {}
-                    None => break,
-                }
-            }
-            return Some((Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(buf))), st));
+            return Poll::Ready(Some(Ok(Frame::data(st.with_ready_events(bytes)))));
         }
-    });
-    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
-    *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
-    resp
+    }
+}
+
+impl State {
+    /// Appends whatever else is ready to `first`: under load this turns many
+    /// small writes and wake-ups into few. A lone event is sent as is (its
+    /// bytes are shared by every watcher).
+    fn with_ready_events(&mut self, first: Bytes) -> Bytes {
+        if self.done || (!self.initial_end_pending && !self.watcher.has_ready()) {
+            return first;
+        }
+        let mut buf = first.to_vec();
+        while buf.len() < BATCH_BYTES && !self.done {
+            if self.initial_end_pending && !self.watcher.has_pending() {
+                self.initial_end_pending = false;
+                buf.extend_from_slice(&bookmark(&self.params, self.watcher.start_revision(), true));
+                continue;
+            }
+            match self.watcher.try_recv() {
+                Some(WatchItem::Event(e)) => {
+                    if let Some(l) = event_line(&self.params, &e) {
+                        buf.extend_from_slice(&l);
+                    }
+                }
+                Some(WatchItem::Bookmark(r)) if self.params.bookmarks => {
+                    buf.extend_from_slice(&bookmark(&self.params, r, false))
+                }
+                Some(WatchItem::Bookmark(_)) => {}
+                None => break,
+            }
+        }
+        Bytes::from(buf)
+    }
 }
 
 /// A stream with one ERROR event, for a watch that cannot start (e.g. 410).

@@ -59,22 +59,29 @@ impl CacheWatcher {
 
     /// The next event or bookmark; `None` once the watch has ended.
     pub async fn recv(&mut self) -> Option<Result<WatchItem>> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next event or bookmark; `Ready(None)` once the watch has ended.
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Result<WatchItem>>> {
+        use std::task::Poll;
         if self.ended {
-            return None;
+            return Poll::Ready(None);
         }
         let item = match self.pending.pop_front() {
             Some(item) => item,
-            None => match std::future::poll_fn(|cx| self.mailbox.poll_pop(cx)).await {
-                Some(item) => item,
-                None => {
+            None => match self.mailbox.poll_pop(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(item)) => item,
+                Poll::Ready(None) => {
                     self.ended = true;
-                    return match self.cut.get() {
+                    return Poll::Ready(match self.cut.get() {
                         Some(Cut::TooSlow) => Some(Err(StorageError::WatcherTooSlow { last_revision: self.last })),
                         Some(Cut::Reset { oldest }) => {
                             Some(Err(StorageError::TooOld { requested: self.last, oldest: *oldest }))
                         }
                         None => None,
-                    };
+                    });
                 }
             },
         };
@@ -83,7 +90,7 @@ impl CacheWatcher {
             WatchItem::Bookmark(r) if *r > self.last => self.last = *r,
             _ => {}
         }
-        Some(Ok(item))
+        Poll::Ready(Some(Ok(item)))
     }
 }
 
