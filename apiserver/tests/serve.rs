@@ -85,3 +85,19 @@ async fn stores_objects_in_the_kube_layout() {
         assert!(v["metadata"].get("resourceVersion").is_none(), "stored without resourceVersion: {v}");
     }
 }
+
+#[test]
+fn a_client_that_never_finishes_its_handshake_does_not_hold_up_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    let addr = server.url().trim_start_matches("https://").to_string();
+    // Connections that send nothing: their handshakes wait in their own tasks.
+    let idle: Vec<_> = (0..4).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    let started = std::time::Instant::now();
+    let out = server.curl(&[], "/apis/extensions/v1beta1/thirdpartyresources");
+    assert_eq!(out.code, 200, "{}", out.stderr);
+    // The handshake timeout is 10 s: an accept loop blocked on the idle
+    // connections would have answered only after it.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    drop(idle);
+}
