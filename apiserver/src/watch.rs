@@ -111,24 +111,50 @@ fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
 struct State {
     watcher: CacheWatcher,
     params: WatchParams,
-    /// Resolves at timeoutSeconds or at shutdown: one future for the whole
-    /// watch, so that waiting for the next event costs no new timer or waiter.
-    end: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// Resolves at timeoutSeconds or at shutdown.
+    end: End,
     initial_end_pending: bool,
     done: bool,
 }
 
-/// Resolves after `timeout` or when the server begins shutting down.
-async fn watch_end(timeout: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    tokio::select! {
-        _ = tokio::time::sleep(timeout) => {}
-        _ = shutdown.wait_for(|down| *down) => {}
+/// The end of a watch: its timeout or the server's shutdown. One future for
+/// the whole watch wakes the task then; between events it is polled again only
+/// when the clock or the shutdown signal says it may be ready (or the task's
+/// waker changed), which keeps the wait for each event cheap.
+struct End {
+    future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    deadline: tokio::time::Instant,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    registered: Option<std::task::Waker>,
+}
+
+impl End {
+    fn new(timeout: Duration, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut signal = shutdown.clone();
+        let future = Box::pin(async move {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = signal.wait_for(|down| *down) => {}
+            }
+        });
+        End { future, deadline, shutdown, registered: None }
+    }
+
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let registered = self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        let maybe_ready = tokio::time::Instant::now() >= self.deadline || self.shutdown.has_changed().unwrap_or(true);
+        if registered && !maybe_ready {
+            return std::task::Poll::Pending;
+        }
+        self.registered = Some(cx.waker().clone());
+        self.future.as_mut().poll(cx)
     }
 }
 
 /// The streaming 200 response of a watch.
 pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
-    let end = Box::pin(watch_end(params.timeout, params.shutdown.clone()));
+    let end = End::new(params.timeout, params.shutdown.clone());
     let initial_end_pending = params.initial_events_end;
     let state = State { watcher, params, end, initial_end_pending, done: false };
     let mut resp = Response::new(WatchBody(state).boxed_unsync());
@@ -165,7 +191,7 @@ impl hyper::body::Body for WatchBody {
                 Poll::Ready(next) => next,
                 Poll::Pending => {
                     // Nothing to send: the watch may have reached its end.
-                    if st.end.as_mut().poll(cx).is_ready() {
+                    if st.end.poll(cx).is_ready() {
                         st.done = true;
                         return Poll::Ready(None);
                     }

@@ -31,11 +31,15 @@ struct Target {
 }
 
 impl Target {
-    async fn connect(&self) -> Client {
+    async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
         let tcp = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
         tcp.set_nodelay(true).expect("nodelay");
         let name = ServerName::IpAddress(self.addr.ip().into());
-        let tls = self.tls.connect(name, tcp).await.expect("TLS handshake");
+        self.tls.connect(name, tcp).await.expect("TLS handshake")
+    }
+
+    async fn connect(&self) -> Client {
+        let tls = self.tls_stream().await;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(1 << 20)
             .handshake(TokioIo::new(tls))
@@ -113,52 +117,6 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// The integer after `"<field>":` in a JSON line, without parsing the line.
-/// The number at the start of `bytes`, if any.
-fn digits_u64(bytes: &[u8]) -> Option<u64> {
-    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-    (digits > 0).then(|| bytes[..digits].iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
-}
-
-/// Reads watch events from DATA frames: the `sent_us` stamp of every complete
-/// line, without copying unless a line spans frames (flow control splits them).
-struct EventReader {
-    partial: Vec<u8>,
-    finder: memchr::memmem::Finder<'static>,
-}
-
-impl EventReader {
-    fn new() -> Self {
-        EventReader { partial: Vec::new(), finder: memchr::memmem::Finder::new(b"\"sent_us\":") }
-    }
-
-    /// Calls `stamp` with the `sent_us` of each complete line in `data`.
-    fn feed(&mut self, mut data: &[u8], mut stamp: impl FnMut(u64)) {
-        let mut line_stamp = |line: &[u8]| {
-            if let Some(at) = self.finder.find(line) {
-                if let Some(v) = digits_u64(&line[at + self.finder.needle().len()..]) {
-                    stamp(v);
-                }
-            }
-        };
-        if !self.partial.is_empty() {
-            let Some(nl) = memchr::memchr(b'\n', data) else {
-                self.partial.extend_from_slice(data);
-                return;
-            };
-            self.partial.extend_from_slice(&data[..nl]);
-            let line = std::mem::take(&mut self.partial);
-            line_stamp(&line);
-            data = &data[nl + 1..];
-        }
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', data) {
-            line_stamp(&data[start..nl]);
-            start = nl + 1;
-        }
-        self.partial.extend_from_slice(&data[start..]);
-    }
-}
-
 async fn create_tpr(client: &mut Client, target: &Target, name: &str) {
     let body = serde_json::json!({"metadata": {"name": name}, "versions": [{"name": "v1"}]}).to_string();
     let (code, out) =
@@ -310,56 +268,64 @@ async fn main() {
     let epoch = Instant::now();
     let rss_before = rss_kib(server.pid());
     let per_conn = 500;
-    let mut conns = Vec::new();
-    for _ in 0..watchers.div_ceil(per_conn) {
-        conns.push(target.connect().await);
-    }
     let writes = 1000u64;
-    let counts = Arc::new((0..watchers).map(|_| AtomicU64::new(0)).collect::<Vec<_>>());
     // Per watcher, the latency of each event in order (the k-th event is write k).
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<Vec<u32>>::with_capacity(watchers)));
     let opened = Arc::new(AtomicU64::new(0));
     let frames = Arc::new(AtomicU64::new(0));
+    let path = "/apis/bench.io/v1/watcheds?watch=true&resourceVersion=0&timeoutSeconds=120";
+    // WATCH_CLIENT=hyper uses hyper's client (a task per stream) instead of the lean one.
+    let lean = std::env::var("WATCH_CLIENT").map(|c| c != "hyper").unwrap_or(true);
+    println!("watch client: {}", if lean { "lean (one task per connection)" } else { "hyper (one task per stream)" });
     let mut tasks = Vec::new();
-    for w in 0..watchers {
-        let (mut c, target, counts, latencies, opened, frames) = (
-            conns[w / per_conn].clone(),
-            target.clone(),
-            counts.clone(),
-            latencies.clone(),
-            opened.clone(),
-            frames.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let req = target.request(
-                "GET",
-                "/apis/bench.io/v1/watcheds?watch=true&resourceVersion=0&timeoutSeconds=120",
-                None,
-            );
-            let Ok(resp) = c.send_request(req).await else { return };
-            opened.fetch_add(1, Ordering::Relaxed);
-            let mut body = resp.into_body();
-            let mut local = Vec::with_capacity(writes as usize);
-            let mut seen = 0;
-            let mut reader = EventReader::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                if let Some(data) = frame.data_ref() {
-                    frames.fetch_add(1, Ordering::Relaxed);
-                    let now = epoch.elapsed().as_micros() as u64;
-                    reader.feed(data, |sent| {
-                        local.push(now.saturating_sub(sent) as u32);
-                        seen += 1;
-                    });
+    for first in (0..watchers).step_by(per_conn) {
+        let streams = per_conn.min(watchers - first);
+        let (target, latencies, opened, frames) = (target.clone(), latencies.clone(), opened.clone(), frames.clone());
+        if lean {
+            tasks.push(tokio::spawn(async move {
+                let tls = target.tls_stream().await;
+                let authority = target.addr.to_string();
+                let req = bench::h2_watch::WatchRequest { authority: &authority, path, token: &target.token };
+                let deadline = Instant::now() + Duration::from_secs(180);
+                match bench::h2_watch::watch_streams(tls, &req, streams, writes as usize, epoch, &opened, deadline)
+                    .await
+                {
+                    Ok(outcome) => {
+                        frames.fetch_add(outcome.frames, Ordering::Relaxed);
+                        if let Ok(mut l) = latencies.lock() {
+                            l.extend(outcome.latencies);
+                        }
+                    }
+                    Err(e) => eprintln!("watch connection failed: {e}"),
                 }
-                if seen >= writes {
-                    break;
+            }));
+            continue;
+        }
+        let conn = target.connect().await;
+        for _ in 0..streams {
+            let (mut c, target, latencies, opened, frames) =
+                (conn.clone(), target.clone(), latencies.clone(), opened.clone(), frames.clone());
+            tasks.push(tokio::spawn(async move {
+                let Ok(resp) = c.send_request(target.request("GET", path, None)).await else { return };
+                opened.fetch_add(1, Ordering::Relaxed);
+                let mut body = resp.into_body();
+                let mut local = Vec::with_capacity(writes as usize);
+                let mut reader = bench::events::EventReader::default();
+                while let Some(Ok(frame)) = body.frame().await {
+                    if let Some(data) = frame.data_ref() {
+                        frames.fetch_add(1, Ordering::Relaxed);
+                        let now = epoch.elapsed().as_micros() as u64;
+                        reader.feed(data, |sent| local.push(now.saturating_sub(sent) as u32));
+                    }
+                    if local.len() as u64 >= writes {
+                        break;
+                    }
                 }
-            }
-            counts[w].store(seen, Ordering::Relaxed);
-            if let Ok(mut l) = latencies.lock() {
-                l.push(local);
-            }
-        }));
+                if let Ok(mut l) = latencies.lock() {
+                    l.push(local);
+                }
+            }));
+        }
     }
     while (opened.load(Ordering::Relaxed) as usize) < watchers {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -397,7 +363,7 @@ async fn main() {
     for t in tasks {
         let _ = tokio::time::timeout_at(deadline.into(), t).await;
     }
-    let complete = counts.iter().filter(|c| c.load(Ordering::Relaxed) == writes).count();
+    let complete = latencies.lock().map(|l| l.iter().filter(|v| v.len() as u64 == writes).count()).unwrap_or(0);
     let per_watcher = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     let ack_us: Vec<u32> = acks.iter().map(|d| d.as_micros() as u32).collect();
     let mut from_issue: Vec<u32> = per_watcher.iter().flatten().copied().collect();

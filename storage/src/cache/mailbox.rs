@@ -92,30 +92,42 @@ impl Mailbox {
         q.waker = None;
     }
 
-    /// The next item if one is queued now.
-    pub(crate) fn try_pop(&self) -> Option<WatchItem> {
-        self.lock().items.pop_front()
-    }
-
-    /// True if an item is queued.
-    pub(crate) fn has_items(&self) -> bool {
-        !self.lock().items.is_empty()
-    }
-
-    /// The next item; `Ready(None)` once the sender is gone and the queue is empty.
-    pub(crate) fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<WatchItem>> {
+    /// Moves every queued item to the end of `into`, under one lock (the
+    /// buffers are swapped when `into` is empty, so nothing is copied).
+    pub(crate) fn take_all(&self, into: &mut VecDeque<WatchItem>) {
         let mut q = self.lock();
-        if let Some(item) = q.items.pop_front() {
-            return Poll::Ready(Some(item));
+        if into.is_empty() {
+            std::mem::swap(&mut q.items, into);
+        } else {
+            into.extend(q.items.drain(..));
+        }
+    }
+
+    /// Like [`Mailbox::take_all`], but registers the receiver's waker when
+    /// nothing is queued; `Ready(false)` once the sender is gone and the queue is empty.
+    pub(crate) fn poll_take_all(&self, into: &mut VecDeque<WatchItem>, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut q = self.lock();
+        if !q.items.is_empty() {
+            if into.is_empty() {
+                std::mem::swap(&mut q.items, into);
+            } else {
+                into.extend(q.items.drain(..));
+            }
+            return Poll::Ready(true);
         }
         if q.sender_gone {
-            return Poll::Ready(None);
+            return Poll::Ready(false);
         }
         match &mut q.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+
+    /// True if an item is queued.
+    pub(crate) fn has_items(&self) -> bool {
+        !self.lock().items.is_empty()
     }
 }
 
@@ -130,12 +142,10 @@ mod tests {
             m.push(WatchItem::Bookmark(r)).expect("room");
         }
         m.close_sender();
-        let mut got = Vec::new();
-        while let Some(item) = std::future::poll_fn(|cx| m.poll_pop(cx)).await {
-            if let WatchItem::Bookmark(r) = item {
-                got.push(r);
-            }
-        }
+        let mut got = VecDeque::new();
+        while std::future::poll_fn(|cx| m.poll_take_all(&mut got, cx)).await {}
+        let got: Vec<i64> =
+            got.into_iter().filter_map(|i| if let WatchItem::Bookmark(r) = i { Some(r) } else { None }).collect();
         assert_eq!(got, vec![1, 2, 3]);
     }
 
@@ -155,11 +165,15 @@ mod tests {
         let m = std::sync::Arc::new(Mailbox::new(2));
         let receiver = {
             let m = m.clone();
-            tokio::spawn(async move { std::future::poll_fn(|cx| m.poll_pop(cx)).await })
+            tokio::spawn(async move {
+                let mut got = VecDeque::new();
+                std::future::poll_fn(|cx| m.poll_take_all(&mut got, cx)).await;
+                got
+            })
         };
         tokio::task::yield_now().await;
         m.push(WatchItem::Bookmark(7)).expect("room");
-        let item = receiver.await.expect("join");
-        assert!(matches!(item, Some(WatchItem::Bookmark(7))));
+        let got = receiver.await.expect("join");
+        assert!(matches!(got.front(), Some(WatchItem::Bookmark(7))));
     }
 }

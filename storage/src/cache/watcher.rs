@@ -17,6 +17,8 @@ pub struct CacheWatcher {
     id: u64,
     start_revision: Revision,
     pending: VecDeque<WatchItem>,
+    /// Live items already taken from the mailbox (in one lock), not yet yielded.
+    ready: VecDeque<WatchItem>,
     mailbox: Arc<Mailbox>,
     cut: Arc<OnceLock<Cut>>,
     last: Revision,
@@ -33,7 +35,7 @@ impl CacheWatcher {
         cut: Arc<OnceLock<Cut>>,
     ) -> Self {
         let last = start_revision;
-        CacheWatcher { cache, id, start_revision, pending, mailbox, cut, last, ended: false }
+        CacheWatcher { cache, id, start_revision, pending, ready: VecDeque::new(), mailbox, cut, last, ended: false }
     }
 
     /// The cache revision when the watch was registered: the initial state
@@ -49,7 +51,7 @@ impl CacheWatcher {
 
     /// True if an item can be taken now without waiting.
     pub fn has_ready(&self) -> bool {
-        !self.ended && (!self.pending.is_empty() || self.mailbox.has_items())
+        !self.ended && (!self.pending.is_empty() || !self.ready.is_empty() || self.mailbox.has_items())
     }
 
     /// The revision of the last event or bookmark received.
@@ -68,12 +70,15 @@ impl CacheWatcher {
         if self.ended {
             return Poll::Ready(None);
         }
-        let item = match self.pending.pop_front() {
+        let item = match self.pending.pop_front().or_else(|| self.ready.pop_front()) {
             Some(item) => item,
-            None => match self.mailbox.poll_pop(cx) {
+            None => match self.mailbox.poll_take_all(&mut self.ready, cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(item)) => item,
-                Poll::Ready(None) => {
+                Poll::Ready(true) => match self.ready.pop_front() {
+                    Some(item) => item,
+                    None => return Poll::Pending,
+                },
+                Poll::Ready(false) => {
                     self.ended = true;
                     return Poll::Ready(match self.cut.get() {
                         Some(Cut::TooSlow) => Some(Err(StorageError::WatcherTooSlow { last_revision: self.last })),
@@ -101,7 +106,10 @@ impl CacheWatcher {
         if self.ended {
             return None;
         }
-        let item = self.pending.pop_front().or_else(|| self.mailbox.try_pop())?;
+        if self.pending.is_empty() && self.ready.is_empty() {
+            self.mailbox.take_all(&mut self.ready);
+        }
+        let item = self.pending.pop_front().or_else(|| self.ready.pop_front())?;
         match &item {
             WatchItem::Event(e) if e.revision > self.last => self.last = e.revision,
             WatchItem::Bookmark(r) if *r > self.last => self.last = *r,
