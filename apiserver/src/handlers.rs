@@ -13,6 +13,7 @@ use storage::{ListOptions, ReadRevision, Store, WatchRequest};
 
 use crate::authn::{Authenticator, User};
 use crate::http::{self as h, Body};
+use crate::patch::Patch;
 use crate::registry::{self, meta_str, Preconditions, Scope};
 use crate::resources::ServedTypes;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -200,11 +201,11 @@ async fn serve(
         }
         (Method::PATCH, Some(name)) => {
             let ct = h::content_type(&parts);
-            if ct != "application/merge-patch+json" {
-                return Err(ApiError::unsupported_media_type(&ct, &["application/merge-patch+json"]));
+            if !crate::patch::ACCEPTED.contains(&ct.as_str()) {
+                return Err(ApiError::unsupported_media_type(&ct, crate::patch::ACCEPTED));
             }
-            let patch = h::read_json(&parts, take(body)?).await?;
-            let updated = patch_merge(app, scope, name, &patch, dry_run, is_tpr).await?;
+            let patch = Patch::parse(&ct, h::read_json(&parts, take(body)?).await?)?;
+            let updated = apply_patch(app, scope, name, &patch, dry_run, is_tpr).await?;
             serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
             Ok(h::json(StatusCode::OK, &updated))
         }
@@ -228,23 +229,23 @@ fn serve_if_tpr(app: &App, is_tpr: bool, stored: &Value) -> Result<(), ApiError>
     Ok(())
 }
 
-/// Applies a merge patch to the current object. A patch that does not pin
-/// `metadata.resourceVersion` is retried on a conflict with a fresh read,
-/// as kube-apiserver does, so that racing writers never make it fail.
-async fn patch_merge(
+/// Applies a patch to the current object (see [`crate::patch`]). A patch that
+/// does not pin `metadata.resourceVersion` is retried on a conflict with a
+/// fresh read, as kube-apiserver does, so that racing writers never make it fail.
+async fn apply_patch(
     app: &App,
     scope: Scope<'_>,
     name: &str,
-    patch: &Value,
+    patch: &Patch,
     dry_run: bool,
     is_tpr: bool,
 ) -> Result<Value, ApiError> {
-    let pinned = meta_str(patch, "resourceVersion").is_some();
+    let pinned = patch.pins_resource_version();
     let mut attempts = 0;
     loop {
         let mut current = registry::get(app.store.as_ref(), scope, name).await?;
         let rv = meta_str(&current, "resourceVersion").map(String::from);
-        merge_patch(&mut current, patch);
+        patch.apply(&mut current)?;
         if !pinned {
             if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
                 m.insert("resourceVersion".into(), Value::String(rv));
@@ -271,22 +272,6 @@ async fn read_json_body(parts: &http::request::Parts, body: Incoming) -> Result<
         return Err(ApiError::unsupported_media_type(&ct, &["application/json"]));
     }
     h::read_json(parts, body).await
-}
-
-/// RFC 7386 JSON merge patch.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
 }
 
 /// Preconditions from a DeleteOptions body, if any.

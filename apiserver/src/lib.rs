@@ -8,6 +8,7 @@
 //! - [`authn`]: bearer tokens and client certificates.
 //! - [`handlers`]: public paths, then routing of `/apis/...` to the verbs.
 //! - [`registry`]: create, get, update, delete of objects on the store.
+//! - [`patch`]: merge and JSON patches.
 //! - [`watch`]: watch responses streamed from the watch cache.
 //! - [`selectors`]: label and field selectors.
 //! - [`meta`]: metadata validation (names, labels, annotations).
@@ -30,6 +31,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod logging;
 pub mod meta;
+pub mod patch;
 pub mod registry;
 pub mod resources;
 pub mod selectors;

@@ -135,6 +135,11 @@ impl ApiError {
         )
     }
 
+    /// 422 Invalid without field causes (e.g. a JSON patch that cannot apply).
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(422, "Invalid", message)
+    }
+
     /// 422 Invalid with field causes.
     pub fn invalid(t: &Target, kind: &str, causes: Vec<Cause>) -> Self {
         let summary: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();

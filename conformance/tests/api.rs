@@ -99,6 +99,7 @@ fn writes_follow_kubernetes_rules(backend: Backend) {
         &format!("{DBS}/a"),
     );
     assert_eq!(out.code, 415, "{}", out.body);
+    assert!(out.body.contains("application/json-patch+json"), "415 lists the accepted types: {}", out.body);
     assert_eq!(s.curl(&["-X", "POST", "-d", "{}"], &format!("{DBS}/a")).code, 405);
     assert_eq!(s.curl(&[], &format!("{DBS}/missing?unknownParam=1")).code, 404);
     // generateName and dryRun.
@@ -125,6 +126,23 @@ fn writes_follow_kubernetes_rules(backend: Backend) {
     });
     let labels = json(&s.curl(&[], &format!("{DBS}/a")))["metadata"]["labels"].clone();
     assert!((0..6).all(|i| labels[format!("racer{i}")] == "yes"), "{labels}");
+    // JSON patch (RFC 6902): a passing test applies, a failing one is 422 and changes nothing,
+    // a malformed patch is 400.
+    let json_patch = |patch: &str| {
+        s.curl(&["-X", "PATCH", "-H", "Content-Type: application/json-patch+json", "-d", patch], &format!("{DBS}/a"))
+    };
+    let out = json_patch(
+        r#"[{"op":"test","path":"/metadata/labels/x","value":"y"},{"op":"add","path":"/spec","value":{"size":"large"}}]"#,
+    );
+    assert_eq!(out.code, 200, "{}", out.body);
+    assert_eq!(
+        (json(&out)["spec"]["size"].as_str(), json(&out)["metadata"]["generation"].as_i64()),
+        (Some("large"), Some(2))
+    );
+    let out = json_patch(r#"[{"op":"test","path":"/spec/size","value":"small"},{"op":"remove","path":"/spec"}]"#);
+    assert_eq!((out.code, json(&out)["reason"].as_str()), (422, Some("Invalid")), "{}", out.body);
+    assert_eq!(json(&s.curl(&[], &format!("{DBS}/a")))["spec"]["size"], "large", "a failed test changes nothing");
+    assert_eq!(json_patch(r#"{"op":"add"}"#).code, 400);
     // Finalizers keep a deleted object until they are removed.
     let out = merge_patch(s, &format!("{DBS}/a"), r#"{"metadata":{"finalizers":["example.com/keep"]}}"#);
     assert_eq!(out.code, 200, "{}", out.body);

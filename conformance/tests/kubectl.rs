@@ -52,6 +52,15 @@ fn tpr_and_objects_through_kubectl(backend: Backend) {
     assert!(out.body.contains("\"apiVersion\":\"prsn.io/stable/v1\""), "{}", out.body);
     let out = kubectl(s, &["explain", "mysqldbs"], None);
     assert!(out.contains("KIND:       MysqlDb"), "{out}");
+    // kubectl patch with a merge and a JSON patch.
+    let out =
+        kubectl(s, &["patch", "mysqldb", "orders", "--type", "merge", "-p", r#"{"instance_size":"medium"}"#], None);
+    assert!(out.contains("mysqldb.prsn.io/orders patched"), "{out}");
+    let json_patch = r#"[{"op":"test","path":"/instance_size","value":"medium"},{"op":"replace","path":"/engine_version","value":"8.0"}]"#;
+    let out = kubectl(s, &["patch", "mysqldb", "orders", "--type", "json", "-p", json_patch], None);
+    assert!(out.contains("mysqldb.prsn.io/orders patched"), "{out}");
+    let out = kubectl(s, &["get", "mysqldb", "orders", "-o", "jsonpath={.instance_size} {.engine_version}"], None);
+    assert_eq!(out, "medium 8.0");
     let out = kubectl(s, &["delete", "-f", "-"], Some(DB_YAML));
     assert!(out.contains("deleted"), "{out}");
     let out = kubectl(s, &["get", "mysqldbs", "-o", "name"], None);
