@@ -20,6 +20,7 @@ use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::tpr::{self, Controller};
 use crate::{docs, watch};
+use discovery::table::IncludeObject;
 
 /// Everything a request handler needs.
 pub struct App {
@@ -176,11 +177,15 @@ async fn serve(
     let method = parts.method.clone();
     let wants_watch = watch_path || q.get("watch").is_some_and(|v| v == "true" || v == "1");
     match (method, name) {
-        (Method::GET, _) if wants_watch => watch(app, scope, name, &q).await,
+        (Method::GET, _) if wants_watch => watch(app, scope, name, &q, table_output(&parts, &q, is_tpr)?).await,
         (Method::GET, Some(name)) => {
-            Ok(h::json(StatusCode::OK, &registry::get_cached(scope, name, read_revision(&q)?).await?))
+            let obj = registry::get_cached(scope, name, read_revision(&q)?).await?;
+            match table_output(&parts, &q, is_tpr)? {
+                Some(t) => Ok(h::json(StatusCode::OK, &t.single(obj))),
+                None => Ok(h::json(StatusCode::OK, &obj)),
+            }
         }
-        (Method::GET, None) => list(scope, &q).await,
+        (Method::GET, None) => list(scope, &q, table_output(&parts, &q, is_tpr)?).await,
         (Method::POST, None) => {
             let obj = read_json_body(&parts, take(body)?).await?;
             if is_tpr {
@@ -337,7 +342,27 @@ fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
     ))
 }
 
-async fn list(scope: Scope<'_>, q: &std::collections::HashMap<String, String>) -> Result<Response<Body>, ApiError> {
+/// Tables when the Accept header asks for them (`kubectl get`), else `None`.
+fn table_output(
+    parts: &http::request::Parts,
+    q: &std::collections::HashMap<String, String>,
+    tpr: bool,
+) -> Result<Option<watch::TableOutput>, ApiError> {
+    match h::output(parts)? {
+        h::Output::Json => Ok(None),
+        h::Output::Table(version) => {
+            let include =
+                IncludeObject::parse(q.get("includeObject").map(String::as_str)).map_err(ApiError::bad_request)?;
+            Ok(Some(watch::TableOutput { version, include, tpr }))
+        }
+    }
+}
+
+async fn list(
+    scope: Scope<'_>,
+    q: &std::collections::HashMap<String, String>,
+    table: Option<watch::TableOutput>,
+) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
@@ -385,6 +410,9 @@ async fn list(scope: Scope<'_>, q: &std::collections::HashMap<String, String>) -
     if let Some(next) = next {
         metadata["continue"] = Value::String(encode_continue(read_at, &next));
     }
+    if let Some(t) = table {
+        return Ok(h::json(StatusCode::OK, &t.table(items, metadata)));
+    }
     let body = json!({
         "kind": format!("{}List", scope.rt.kind),
         "apiVersion": api_version,
@@ -399,6 +427,7 @@ async fn watch(
     scope: Scope<'_>,
     name: Option<&str>,
     q: &std::collections::HashMap<String, String>,
+    table: Option<watch::TableOutput>,
 ) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let mut fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
@@ -438,6 +467,7 @@ async fn watch(
         timeout,
         shutdown: app.shutdown.clone(),
         slot,
+        table,
     };
     Ok(watch::respond(watcher, params))
 }

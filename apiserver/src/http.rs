@@ -125,6 +125,47 @@ pub fn accepts_json(parts: &http::request::Parts) -> bool {
         })
 }
 
+/// How an object or list is answered, chosen by the Accept header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The objects as JSON.
+    Json,
+    /// A `meta.k8s.io` Table of this version (`v1` or `v1beta1`), as `kubectl get` asks.
+    Table(&'static str),
+}
+
+/// The first media type of the Accept header that can be served: plain JSON,
+/// or JSON `as=Table` (meta.k8s.io v1 or v1beta1). 406 when none can.
+pub fn output(parts: &http::request::Parts) -> Result<Output, ApiError> {
+    let Some(accept) = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Output::Json);
+    };
+    if accept.trim().is_empty() {
+        return Ok(Output::Json);
+    }
+    for range in accept.split(',') {
+        let mut fields = range.split(';');
+        let media = fields.next().unwrap_or("").trim().to_ascii_lowercase();
+        if !matches!(media.as_str(), "application/json" | "application/*" | "*/*" | "") {
+            continue;
+        }
+        let params: HashMap<String, String> = fields
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string()))
+            .collect();
+        let group = params.get("g").map(String::as_str);
+        match (params.get("as").map(String::as_str), group, params.get("v").map(String::as_str)) {
+            (None, _, _) => return Ok(Output::Json),
+            (Some("Table"), Some("meta.k8s.io"), Some("v1")) => return Ok(Output::Table("v1")),
+            (Some("Table"), Some("meta.k8s.io"), Some("v1beta1")) => return Ok(Output::Table("v1beta1")),
+            _ => continue,
+        }
+    }
+    Err(ApiError::not_acceptable(format!(
+        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (Accept: {accept})"
+    )))
+}
+
 /// Query parameters (last one wins; unknown ones are ignored by callers).
 pub fn query(uri: &http::Uri) -> HashMap<String, String> {
     uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()

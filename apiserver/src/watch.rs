@@ -36,6 +36,35 @@ pub struct WatchParams {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// This watch's place in the server-wide count.
     pub slot: WatchSlot,
+    /// Send each object as a one-row Table (`kubectl get -w`).
+    pub table: Option<TableOutput>,
+}
+
+/// Objects answered as Tables (see [`discovery::table`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TableOutput {
+    /// `v1` or `v1beta1` of meta.k8s.io.
+    pub version: &'static str,
+    /// What each row carries of its object.
+    pub include: discovery::table::IncludeObject,
+    /// The type is ThirdPartyResource (more columns).
+    pub tpr: bool,
+}
+
+impl TableOutput {
+    /// A Table of `items`, with column definitions, carrying `metadata` (list metadata).
+    pub fn table(&self, items: Vec<Value>, metadata: Value) -> Value {
+        let columns = discovery::table::columns(self.tpr);
+        let now = std::time::SystemTime::now();
+        let rows = items.into_iter().map(|o| discovery::table::row(o, self.tpr, self.include, now)).collect();
+        discovery::table::table(self.version, Some(&columns), rows, metadata)
+    }
+
+    /// A one-row Table of `obj` (its resourceVersion as the table's).
+    pub fn single(&self, obj: Value) -> Value {
+        let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
+        self.table(vec![obj], json!({ "resourceVersion": rv }))
+    }
 }
 
 /// One counted open watch; released when dropped.
@@ -76,7 +105,7 @@ fn bookmark(p: &WatchParams, revision: i64, end_of_initial: bool) -> Bytes {
 /// Turns one cache event into the line a client sees, applying selectors:
 /// an object that starts matching is ADDED, one that stops is DELETED.
 fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
-    if p.labels.is_empty() && p.fields.is_empty() {
+    if p.labels.is_empty() && p.fields.is_empty() && p.table.is_none() {
         // Every watcher without selectors sends the same line: encode it once.
         if let Some((version, line)) = e.encoded.get() {
             if *version == p.api_version {
@@ -104,6 +133,10 @@ fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
         (EventKind::Modified, true, false) => "DELETED",
         (EventKind::Deleted, _, _) if now || before => "DELETED",
         _ => return None,
+    };
+    let obj = match &p.table {
+        Some(t) => t.single(obj),
+        None => obj,
     };
     Some(line(kind, obj))
 }

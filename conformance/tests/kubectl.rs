@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{kubectl, start, Backend};
 
 const SEED_TPR_YAML: &str = r#"metadata:
@@ -69,4 +71,70 @@ fn tpr_and_objects_through_kubectl(backend: Backend) {
     assert!(out.contains("deleted"), "{out}");
 }
 
-on_both_backends!(tpr_and_objects_through_kubectl);
+/// `kubectl get` prints the server's Tables: Name and Age, plus Description
+/// and Versions for ThirdPartyResources; `-w` prints changes as they happen.
+fn tables_through_kubectl(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    kubectl(s, &["create", "-f", "-"], Some(SEED_TPR_YAML));
+    let out = kubectl(s, &["get", "thirdpartyresources"], None);
+    let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DESCRIPTION", "VERSIONS", "AGE"], "{out}");
+    assert!(out.contains("A specification of database for mysql   stable/v1,v1"), "{out}");
+    for (name, team) in [("b", "blue"), ("a", "red"), ("c", "red")] {
+        let yaml =
+            format!("apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: {name}\n  labels: {{team: {team}}}\n");
+        kubectl(s, &["apply", "-f", "-"], Some(&yaml));
+    }
+    let out = kubectl(s, &["get", "mysqldbs", "--sort-by=.metadata.name", "--show-labels"], None);
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "AGE", "LABELS"], "{out}");
+    assert_eq!(
+        rows[1..].iter().map(|r| (r[0], r[2])).collect::<Vec<_>>(),
+        [("a", "team=red"), ("b", "team=blue"), ("c", "team=red")]
+    );
+    assert!(rows[1][1].ends_with('s'), "the age is shown as an age: {out}");
+    let out = kubectl(s, &["get", "mysqldbs", "-l", "team=red", "-o", "wide"], None);
+    let names: Vec<&str> = out.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(names, ["a", "c"], "{out}");
+    let out = kubectl(s, &["get", "mysqldbs", "-A"], None);
+    assert!(out.starts_with("NAMESPACE"), "{out}");
+    assert!(out.contains("default     a"), "{out}");
+    // get -w: the initial rows, then a change made meanwhile.
+    let watch = common::KubectlStream::start(s, &["get", "mysqldbs", "-w"]);
+    watch.until(Duration::from_secs(20), |l| l.starts_with("c ")).expect("initial rows");
+    kubectl(s, &["delete", "mysqldb", "b"], None);
+    let yaml = "apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: late\n";
+    kubectl(s, &["apply", "-f", "-"], Some(yaml));
+    let seen = watch.until(Duration::from_secs(20), |l| l.starts_with("late "));
+    assert!(seen.is_ok(), "kubectl get -w did not show the new object: {seen:?}");
+}
+
+/// Tables on the wire, as `kubectl get` asks for them.
+fn tables_over_http(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    kubectl(s, &["create", "-f", "-"], Some(SEED_TPR_YAML));
+    kubectl(s, &["apply", "-f", "-"], Some(DB_YAML));
+    let table = "Accept: application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let out = s.curl(&["-H", table], "/apis/prsn.io/v1/namespaces/default/mysqldbs");
+    let t: serde_json::Value = serde_json::from_str(&out.body).unwrap();
+    assert_eq!((t["kind"].as_str(), t["apiVersion"].as_str()), (Some("Table"), Some("meta.k8s.io/v1")), "{}", out.body);
+    assert_eq!(t["columnDefinitions"][0]["name"], "Name");
+    assert_eq!(t["rows"][0]["cells"][0], "orders");
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(t["metadata"]["resourceVersion"].is_string());
+    let out = s.curl(&["-H", table], "/apis/prsn.io/v1/namespaces/default/mysqldbs/orders?includeObject=Object");
+    let t: serde_json::Value = serde_json::from_str(&out.body).unwrap();
+    assert_eq!(t["rows"][0]["object"]["instance_size"], "huge", "{}", out.body);
+    let out = s.curl(&["-H", table], "/apis/prsn.io/v1/namespaces/default/mysqldbs?includeObject=None");
+    assert!(!out.body.contains("\"object\""), "{}", out.body);
+    let beta = "Accept: application/json;as=Table;v=v1beta1;g=meta.k8s.io";
+    let out = s.curl(&["-H", beta], "/apis/prsn.io/v1/namespaces/default/mysqldbs");
+    assert!(out.body.contains("\"apiVersion\":\"meta.k8s.io/v1beta1\""), "{}", out.body);
+    let only_metadata = "Accept: application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io";
+    let out = s.curl(&["-H", only_metadata], "/apis/prsn.io/v1/namespaces/default/mysqldbs");
+    assert_eq!(out.code, 406, "{}", out.body);
+}
+
+on_both_backends!(tpr_and_objects_through_kubectl, tables_through_kubectl, tables_over_http);

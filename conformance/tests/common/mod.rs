@@ -171,3 +171,55 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A long-running kubectl (e.g. `get -w`) whose output lines arrive on a channel.
+pub struct KubectlStream {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl KubectlStream {
+    /// Starts `kubectl args...` against `server`.
+    pub fn start(server: &Server, args: &[&str]) -> KubectlStream {
+        let mut child = Command::new("/usr/bin/kubectl")
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl at /usr/bin/kubectl");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        KubectlStream { child, lines }
+    }
+
+    /// Lines until one satisfies `found` (returned), or all seen lines after `wait`.
+    pub fn until(&self, wait: Duration, found: impl Fn(&str) -> bool) -> Result<String, Vec<String>> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if found(&line) => return Ok(line),
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        Err(seen)
+    }
+}
+
+impl Drop for KubectlStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
