@@ -1,6 +1,7 @@
-//! The discovery documents kubectl and client-go read first, in their
-//! legacy JSON form: `/api`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`, the root
-//! path list and `/version`. (Aggregated discovery and OpenAPI: issue 4.)
+//! The discovery documents kubectl and client-go read first: `/api`, `/apis`,
+//! `/apis/<g>`, `/apis/<g>/<v>` in the legacy form, `/api` and `/apis` also as
+//! aggregated discovery (apidiscovery.k8s.io v2 and v2beta1), the root path
+//! list, `/version`, and OpenAPI v3.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -88,6 +89,20 @@ pub fn group(types: &[Arc<ResourceType>], group: &str) -> Option<Value> {
     Some(doc)
 }
 
+/// The verbs of a type (ThirdPartyResources have no deletecollection).
+fn verbs(t: &ResourceType) -> Value {
+    if t.plural == "thirdpartyresources" {
+        json!(["create", "delete", "get", "list", "patch", "update", "watch"])
+    } else {
+        json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+    }
+}
+
+/// Short names (`tpr`).
+fn short_names(t: &ResourceType) -> Option<Value> {
+    (t.plural == "thirdpartyresources").then(|| json!(["tpr"]))
+}
+
 /// `/apis/<group>/<version>`.
 pub fn resource_list(types: &[Arc<ResourceType>], group: &str, version: &str) -> Value {
     let resources: Vec<Value> = types
@@ -95,16 +110,60 @@ pub fn resource_list(types: &[Arc<ResourceType>], group: &str, version: &str) ->
         .map(|t| {
             let mut r = json!({
                 "name": t.plural, "singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind,
-                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "verbs": verbs(t),
             });
-            if t.plural == "thirdpartyresources" {
-                r["shortNames"] = json!(["tpr"]);
-                r["verbs"] = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+            if let Some(short) = short_names(t) {
+                r["shortNames"] = short;
             }
             r
         })
         .collect();
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/{version}"), "resources": resources})
+}
+
+/// Aggregated discovery (`APIGroupDiscoveryList`, apidiscovery.k8s.io `v2` or
+/// `v2beta1`): for `/apis` every group with its versions and their resources;
+/// for `/api` (`core`) the empty core group list.
+pub fn aggregated(types: &[Arc<ResourceType>], core: bool, version: &str) -> Value {
+    let items: Vec<Value> = if core {
+        Vec::new()
+    } else {
+        groups(types)
+            .iter()
+            .map(|(group, versions)| {
+                let versions: Vec<Value> = versions
+                    .iter()
+                    .map(|v| {
+                        let resources: Vec<Value> = types
+                            .iter()
+                            .filter(|t| &t.group == group && t.versions.contains(v))
+                            .map(|t| {
+                                let mut r = json!({
+                                    "resource": t.plural,
+                                    "responseKind": {"group": group, "version": v, "kind": t.kind},
+                                    "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                    "singularResource": t.singular,
+                                    "verbs": verbs(t),
+                                });
+                                if let Some(short) = short_names(t) {
+                                    r["shortNames"] = short;
+                                }
+                                r
+                            })
+                            .collect();
+                        json!({"version": v, "resources": resources, "freshness": "Current"})
+                    })
+                    .collect();
+                json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions})
+            })
+            .collect()
+    };
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    })
 }
 
 /// A stable short hash of a document, for OpenAPI's `?hash=` cache keys.

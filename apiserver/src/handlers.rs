@@ -109,8 +109,22 @@ async fn route(
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["api"] => return Ok(h::json(StatusCode::OK, &docs::core_versions())),
-        ["apis"] => return Ok(h::json(StatusCode::OK, &docs::group_list(&app.served.all()))),
+        ["api"] | ["apis"] => {
+            let core = segments[0] == "api";
+            return Ok(match h::discovery_output(&parts)? {
+                h::DiscoveryOutput::Legacy if core => {
+                    h::json_with_etag(&parts, &docs::core_versions(), "application/json")
+                }
+                h::DiscoveryOutput::Legacy => {
+                    h::json_with_etag(&parts, &docs::group_list(&app.served.all()), "application/json")
+                }
+                h::DiscoveryOutput::Aggregated(v) => h::json_with_etag(
+                    &parts,
+                    &docs::aggregated(&app.served.all(), core, v),
+                    &format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"),
+                ),
+            });
+        }
         ["openapi", "v3"] => return Ok(h::json(StatusCode::OK, &docs::openapi_index(&app.served.all()))),
         ["openapi", "v3", "apis", group, version] => {
             let doc = docs::openapi_group_version(&app.served.all(), group, version);

@@ -134,27 +134,39 @@ pub enum Output {
     Table(&'static str),
 }
 
+/// The Accept header's media ranges in order: a JSON-compatible type
+/// (`application/json`, `application/*`, `*/*`) with its parameters, or `None`
+/// for a type that is not JSON. No header (or an empty one) is plain JSON.
+fn accepted(parts: &http::request::Parts) -> Vec<Option<HashMap<String, String>>> {
+    let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.trim().is_empty() {
+        return vec![Some(HashMap::new())];
+    }
+    accept
+        .split(',')
+        .map(|range| {
+            let mut fields = range.split(';');
+            let media = fields.next().unwrap_or("").trim().to_ascii_lowercase();
+            matches!(media.as_str(), "application/json" | "application/*" | "*/*" | "").then(|| {
+                fields
+                    .filter_map(|p| p.split_once('='))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string()))
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+fn accept_header(parts: &http::request::Parts) -> &str {
+    parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
 /// The first media type of the Accept header that can be served: plain JSON,
 /// or JSON `as=Table` (meta.k8s.io v1 or v1beta1). 406 when none can.
 pub fn output(parts: &http::request::Parts) -> Result<Output, ApiError> {
-    let Some(accept) = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Ok(Output::Json);
-    };
-    if accept.trim().is_empty() {
-        return Ok(Output::Json);
-    }
-    for range in accept.split(',') {
-        let mut fields = range.split(';');
-        let media = fields.next().unwrap_or("").trim().to_ascii_lowercase();
-        if !matches!(media.as_str(), "application/json" | "application/*" | "*/*" | "") {
-            continue;
-        }
-        let params: HashMap<String, String> = fields
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string()))
-            .collect();
-        let group = params.get("g").map(String::as_str);
-        match (params.get("as").map(String::as_str), group, params.get("v").map(String::as_str)) {
+    for params in accepted(parts).into_iter().flatten() {
+        let param = |k: &str| params.get(k).map(String::as_str);
+        match (param("as"), param("g"), param("v")) {
             (None, _, _) => return Ok(Output::Json),
             (Some("Table"), Some("meta.k8s.io"), Some("v1")) => return Ok(Output::Table("v1")),
             (Some("Table"), Some("meta.k8s.io"), Some("v1beta1")) => return Ok(Output::Table("v1beta1")),
@@ -162,8 +174,70 @@ pub fn output(parts: &http::request::Parts) -> Result<Output, ApiError> {
         }
     }
     Err(ApiError::not_acceptable(format!(
-        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (Accept: {accept})"
+        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (Accept: {})",
+        accept_header(parts)
     )))
+}
+
+/// How `/api` and `/apis` are answered, chosen by the Accept header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscoveryOutput {
+    /// `APIVersions` / `APIGroupList`.
+    Legacy,
+    /// `APIGroupDiscoveryList` of apidiscovery.k8s.io at this version (`v2` or `v2beta1`).
+    Aggregated(&'static str),
+}
+
+/// The first discovery form the Accept header allows; 406 when none.
+pub fn discovery_output(parts: &http::request::Parts) -> Result<DiscoveryOutput, ApiError> {
+    for params in accepted(parts).into_iter().flatten() {
+        let param = |k: &str| params.get(k).map(String::as_str);
+        match (param("as"), param("g"), param("v")) {
+            (None, _, _) => return Ok(DiscoveryOutput::Legacy),
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
+                return Ok(DiscoveryOutput::Aggregated("v2"))
+            }
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2beta1")) => {
+                return Ok(DiscoveryOutput::Aggregated("v2beta1"))
+            }
+            _ => continue,
+        }
+    }
+    Err(ApiError::not_acceptable(format!(
+        "only the following media types are accepted: application/json, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList (Accept: {})",
+        accept_header(parts)
+    )))
+}
+
+/// A JSON document with an ETag (a hash of its bytes): 304 without a body when
+/// the request's If-None-Match names it. `content_type` is the exact media type.
+pub fn json_with_etag(parts: &http::request::Parts, value: &Value, content_type: &str) -> Response<Body> {
+    use std::hash::{Hash, Hasher};
+    let body = value.to_string();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    let etag = format!("\"{:016x}\"", hasher.finish());
+    let matches = parts
+        .headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut resp = if matches {
+        let mut r = Response::new(full(String::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        Response::new(full(body))
+    };
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(http::header::ETAG, v);
+    }
+    headers.insert(http::header::VARY, HeaderValue::from_static("Accept"));
+    resp
 }
 
 /// Query parameters (last one wins; unknown ones are ignored by callers).

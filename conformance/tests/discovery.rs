@@ -1,0 +1,98 @@
+//! Discovery as kubectl and client-go read it: the legacy documents, and
+//! aggregated discovery (apidiscovery.k8s.io v2 and v2beta1) with ETags,
+//! following TPRs as they are created and deleted.
+
+mod common;
+
+use common::{create_tpr, json, kubectl, start, Backend};
+use serde_json::Value;
+
+const V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+const V2BETA1: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+
+/// A GET with extra headers: (status, response headers lower-cased, body).
+fn get(s: &testkit::Server, headers: &[&str], path: &str) -> (u16, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("headers");
+    let mut args: Vec<&str> = Vec::new();
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    let dump_arg = dump.to_str().unwrap().to_string();
+    args.extend(["-D", &dump_arg]);
+    let out = s.curl(&args, path);
+    let head = std::fs::read_to_string(&dump).unwrap_or_default().to_ascii_lowercase();
+    (out.code, head, out.body)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::trim)
+}
+
+fn groups(doc: &Value) -> Vec<String> {
+    doc["items"].as_array().unwrap().iter().map(|g| g["metadata"]["name"].as_str().unwrap().to_string()).collect()
+}
+
+fn aggregated_discovery_follows_tprs(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    let accept = format!("Accept: {V2},{V2BETA1},application/json");
+    let (code, head, body) = get(s, &[&accept], "/apis");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(header(&head, "content-type"), Some(V2.to_ascii_lowercase().as_str()), "{head}");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["kind"], "APIGroupDiscoveryList");
+    assert_eq!(groups(&doc), ["extensions"]);
+    let tpr = &doc["items"][0]["versions"][0]["resources"][0];
+    assert_eq!((tpr["resource"].as_str(), tpr["scope"].as_str()), (Some("thirdpartyresources"), Some("Cluster")));
+    assert_eq!(tpr["shortNames"], serde_json::json!(["tpr"]));
+    let etag = header(&head, "etag").expect("an ETag").to_string();
+    // Unchanged: 304 for the same ETag.
+    let (code, _, body) = get(s, &[&accept, &format!("If-None-Match: {etag}")], "/apis");
+    assert_eq!((code, body.as_str()), (304, ""));
+    // A new TPR changes discovery at once (new ETag, new group; stable/v1 is not listed).
+    create_tpr(s, "mysql-db.prsn.io", &["stable/v1", "v1"]);
+    let (code, head, body) = get(s, &[&accept, &format!("If-None-Match: {etag}")], "/apis");
+    assert_eq!(code, 200, "{body}");
+    assert_ne!(header(&head, "etag"), Some(etag.as_str()));
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(groups(&doc), ["extensions", "prsn.io"]);
+    let prsn = &doc["items"][1];
+    assert_eq!(prsn["versions"].as_array().unwrap().len(), 1, "{prsn}");
+    let dbs = &prsn["versions"][0]["resources"][0];
+    assert_eq!(prsn["versions"][0]["version"], "v1");
+    assert_eq!((dbs["resource"].as_str(), dbs["singularResource"].as_str()), (Some("mysqldbs"), Some("mysqldb")));
+    assert_eq!(dbs["responseKind"], serde_json::json!({"group": "prsn.io", "version": "v1", "kind": "MysqlDb"}));
+    assert_eq!(dbs["scope"], "Namespaced");
+    // v2beta1, the core group, the legacy form, and 406 for a form that cannot be served.
+    let (_, head, body) = get(s, &[&format!("Accept: {V2BETA1}")], "/apis");
+    assert_eq!(header(&head, "content-type"), Some(V2BETA1.to_ascii_lowercase().as_str()));
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+    let (_, _, body) = get(s, &[&accept], "/api");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["items"], serde_json::json!([]));
+    let legacy = json(&s.curl(&[], "/apis"));
+    assert_eq!(legacy["kind"], "APIGroupList");
+    let (code, _, _) =
+        get(s, &["Accept: application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList"], "/apis");
+    assert_eq!(code, 406);
+    // kubectl reads it.
+    let out = kubectl(s, &["api-resources"], None);
+    assert!(out.lines().any(|l| l.starts_with("thirdpartyresources") && l.contains(" tpr ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("mysqldbs") && l.contains("prsn.io/v1")), "{out}");
+    let out = kubectl(s, &["api-versions"], None);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["extensions/v1beta1", "prsn.io/v1"], "{out}");
+    // Deleting the TPR removes its group.
+    kubectl(s, &["delete", "tpr", "mysql-db.prsn.io"], None);
+    let began = std::time::Instant::now();
+    loop {
+        let (_, _, body) = get(s, &[&accept], "/apis");
+        let now = groups(&serde_json::from_str(&body).unwrap());
+        if now == ["extensions"] {
+            break;
+        }
+        assert!(began.elapsed() < std::time::Duration::from_secs(10), "the group stayed listed: {now:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+on_both_backends!(aggregated_discovery_follows_tprs);
