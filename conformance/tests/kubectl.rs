@@ -137,4 +137,72 @@ fn tables_over_http(backend: Backend) {
     assert_eq!(out.code, 406, "{}", out.body);
 }
 
-on_both_backends!(tpr_and_objects_through_kubectl, tables_through_kubectl, tables_over_http);
+on_both_backends!(
+    tpr_and_objects_through_kubectl,
+    tables_through_kubectl,
+    tables_over_http,
+    everyday_verbs_through_kubectl
+);
+
+/// The rest of kubectl's everyday verbs on a TPR type: create, replace, edit,
+/// label, annotate, the output formats, diff, delete --all and wait.
+fn everyday_verbs_through_kubectl(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    kubectl(s, &["create", "-f", "-"], Some(SEED_TPR_YAML));
+    let out = kubectl(s, &["create", "-f", "-"], Some(DB_YAML));
+    assert!(out.contains("mysqldb.prsn.io/orders created"), "{out}");
+    let out = kubectl(s, &["replace", "-f", "-"], Some(&DB_YAML.replace("huge", "tiny")));
+    assert!(out.contains("mysqldb.prsn.io/orders replaced"), "{out}");
+    let current = kubectl(s, &["get", "mysqldb", "orders", "-o", "yaml"], None);
+    assert!(current.contains("instance_size: tiny") && current.contains("resourceVersion:"), "{current}");
+    let out =
+        kubectl(s, &["replace", "-f", "-"], Some(&current.replace("instance_size: tiny", "instance_size: small")));
+    assert!(out.contains("replaced"), "{out}");
+    // A replace of a stale copy is refused.
+    let stale = kubectl_fails(s, &["replace", "-f", "-"], Some(&current));
+    assert!(stale.contains("the object has been modified"), "{stale}");
+    kubectl(s, &["label", "mysqldb", "orders", "tier=db"], None);
+    kubectl(s, &["annotate", "mysqldb", "orders", "note=hello"], None);
+    // kubectl edit with an editor that changes one field.
+    let dir = tempfile::tempdir().unwrap();
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/instance_size: small/instance_size: edited/' \"$1\"\n").unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = common::kubectl_env(s, &["edit", "mysqldb", "orders"], &[("EDITOR", editor.to_str().unwrap())]);
+    assert!(out.contains("mysqldb.prsn.io/orders edited"), "{out}");
+    let out = kubectl(
+        s,
+        &[
+            "get",
+            "mysqldb",
+            "orders",
+            "-o",
+            "jsonpath={.instance_size} {.metadata.labels.tier} {.metadata.annotations.note}",
+        ],
+        None,
+    );
+    assert_eq!(out, "edited db hello");
+    let json_out: serde_json::Value =
+        serde_json::from_str(&kubectl(s, &["get", "mysqldb", "orders", "-o", "json"], None)).unwrap();
+    assert_eq!(json_out["engine_version"], "5.6.23");
+    // diff shows the change and changes nothing (exit status 1 means "differences found").
+    let out = common::kubectl_status(s, &["diff", "-f", "-"], Some(&DB_YAML.replace("huge", "diffed")));
+    assert_eq!(out.0, Some(1), "{}", out.1);
+    assert!(out.1.contains("+instance_size: diffed"), "{}", out.1);
+    assert_eq!(kubectl(s, &["get", "mysqldb", "orders", "-o", "jsonpath={.instance_size}"], None), "edited");
+    // delete --all, then wait --for=delete.
+    kubectl(s, &["create", "-f", "-"], Some(&DB_YAML.replace("name: orders", "name: second")));
+    let out = kubectl(s, &["delete", "mysqldbs", "--all"], None);
+    assert!(out.contains("\"orders\" deleted") && out.contains("\"second\" deleted"), "{out}");
+    kubectl(s, &["create", "-f", "-"], Some(DB_YAML));
+    kubectl(s, &["delete", "mysqldb", "orders", "--wait=false"], None);
+    kubectl(s, &["wait", "--for=delete", "mysqldb/orders", "--timeout=20s"], None);
+}
+
+/// Runs kubectl expecting a failure; returns stderr.
+fn kubectl_fails(s: &testkit::Server, args: &[&str], stdin: Option<&str>) -> String {
+    let (status, stdout, stderr) = common::kubectl_output(s, args, stdin, &[]);
+    assert_ne!(status, Some(0), "kubectl {} should fail\nstdout: {stdout}", args.join(" "));
+    stderr
+}

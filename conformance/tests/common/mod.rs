@@ -138,9 +138,35 @@ impl Drop for CurlWatch {
 /// Runs `/usr/bin/kubectl` with the server's kubeconfig; panics with the
 /// command, its output and stderr when it fails.
 pub fn kubectl(server: &Server, args: &[&str], stdin: Option<&str>) -> String {
+    let (status, stdout, stderr) = kubectl_output(server, args, stdin, &[]);
+    assert!(status == Some(0), "kubectl {}\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
+    stdout
+}
+
+/// Runs kubectl with extra environment variables (e.g. EDITOR); it must succeed.
+pub fn kubectl_env(server: &Server, args: &[&str], env: &[(&str, &str)]) -> String {
+    let (status, stdout, stderr) = kubectl_output(server, args, None, env);
+    assert!(status == Some(0), "kubectl {}\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
+    stdout
+}
+
+/// Runs kubectl; returns its exit code and stdout+stderr, whatever the outcome.
+pub fn kubectl_status(server: &Server, args: &[&str], stdin: Option<&str>) -> (Option<i32>, String) {
+    let (status, stdout, stderr) = kubectl_output(server, args, stdin, &[]);
+    (status, format!("{stdout}{stderr}"))
+}
+
+/// Runs kubectl: exit code, stdout, stderr.
+pub fn kubectl_output(
+    server: &Server,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
     use std::io::Write;
     let mut cmd = Command::new("/usr/bin/kubectl");
     cmd.arg("--kubeconfig").arg(server.kubeconfig()).args(args);
+    cmd.envs(env.iter().copied());
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -149,14 +175,8 @@ pub fn kubectl(server: &Server, args: &[&str], stdin: Option<&str>) -> String {
         pipe.write_all(input.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "kubectl {}\nstdout: {stdout}\nstderr: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
 
 /// One `#[test]` per backend for each named test body `fn(Backend)`.
