@@ -12,6 +12,7 @@ use storage::cache::WatchStart;
 use storage::{ListOptions, ReadRevision, Store, WatchRequest};
 
 use crate::authn::{Authenticator, User};
+use crate::field_validation::FieldValidation;
 use crate::http::{self as h, Body};
 use crate::patch::Patch;
 use crate::registry::{self, meta_str, Preconditions, Scope};
@@ -187,6 +188,7 @@ async fn serve(
     let q = h::query(&parts.uri);
     let rt = scope.rt;
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
+    let validation = FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?;
     let is_tpr = std::ptr::eq(rt, app.controller.tpr_type().as_ref());
     let method = parts.method.clone();
     let wants_watch = watch_path || q.get("watch").is_some_and(|v| v == "true" || v == "1");
@@ -201,32 +203,36 @@ async fn serve(
         }
         (Method::GET, None) => list(scope, &q, table_output(&parts, &q, is_tpr)?).await,
         (Method::POST, None) => {
-            let obj = read_json_body(&parts, take(body)?).await?;
+            let (obj, warnings) = read_json_body(&parts, take(body)?, validation).await?;
             if is_tpr {
                 tpr::validate(&obj)?;
             }
             let created = registry::create(app.store.as_ref(), scope, obj, dry_run).await?;
             serve_if_tpr(app, is_tpr && !dry_run, &created)?;
-            Ok(h::json(StatusCode::CREATED, &created))
+            Ok(json_warned(StatusCode::CREATED, &created, &warnings))
         }
         (Method::PUT, Some(name)) => {
-            let obj = read_json_body(&parts, take(body)?).await?;
+            let (obj, warnings) = read_json_body(&parts, take(body)?, validation).await?;
             if is_tpr {
                 tpr::validate(&obj)?;
             }
             let updated = registry::update(app.store.as_ref(), scope, name, obj, dry_run).await?;
             serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
-            Ok(h::json(StatusCode::OK, &updated))
+            Ok(json_warned(StatusCode::OK, &updated, &warnings))
         }
         (Method::PATCH, Some(name)) => {
             let ct = h::content_type(&parts);
             if !crate::patch::ACCEPTED.contains(&ct.as_str()) {
                 return Err(ApiError::unsupported_media_type(&ct, crate::patch::ACCEPTED));
             }
-            let patch = Patch::parse(&ct, h::read_json(&parts, take(body)?).await?)?;
-            let updated = apply_patch(app, scope, name, &patch, dry_run, is_tpr).await?;
+            let (patch, raw) = h::read_json_raw(&parts, take(body)?).await?;
+            // Duplicate fields in the patch itself; unknown metadata in the result.
+            let mut warnings = validation.check(&raw, &mut Value::Null)?;
+            let patch = Patch::parse(&ct, patch)?;
+            let (updated, more) = apply_patch(app, scope, name, &patch, dry_run, is_tpr, validation).await?;
+            warnings.extend(more);
             serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
-            Ok(h::json(StatusCode::OK, &updated))
+            Ok(json_warned(StatusCode::OK, &updated, &warnings))
         }
         (Method::DELETE, Some(name)) => {
             let pre = preconditions(&parts, take(body)?).await?;
@@ -258,13 +264,15 @@ async fn apply_patch(
     patch: &Patch,
     dry_run: bool,
     is_tpr: bool,
-) -> Result<Value, ApiError> {
+    validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
     let pinned = patch.pins_resource_version();
     let mut attempts = 0;
     loop {
         let mut current = registry::get(app.store.as_ref(), scope, name).await?;
         let rv = meta_str(&current, "resourceVersion").map(String::from);
         patch.apply(&mut current)?;
+        let warnings = validation.check(b"{}", &mut current)?;
         if !pinned {
             if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
                 m.insert("resourceVersion".into(), Value::String(rv));
@@ -275,7 +283,7 @@ async fn apply_patch(
         }
         match registry::update(app.store.as_ref(), scope, name, current, dry_run).await {
             Err(e) if e.reason == "Conflict" && !pinned && attempts < 5 => attempts += 1,
-            result => return result,
+            result => return result.map(|updated| (updated, warnings)),
         }
     }
 }
@@ -285,12 +293,29 @@ fn take(body: &mut Option<Incoming>) -> Result<Incoming, ApiError> {
     body.take().ok_or_else(|| ApiError::internal("the request body was already read"))
 }
 
-async fn read_json_body(parts: &http::request::Parts, body: Incoming) -> Result<Value, ApiError> {
+/// The JSON object of a create or update, checked by `fieldValidation`; the
+/// warnings to answer with.
+async fn read_json_body(
+    parts: &http::request::Parts,
+    body: Incoming,
+    validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
     let ct = h::content_type(parts);
     if !ct.is_empty() && ct != "application/json" && ct != "application/x-www-form-urlencoded" && ct != "*/*" {
         return Err(ApiError::unsupported_media_type(&ct, &["application/json"]));
     }
-    h::read_json(parts, body).await
+    let (mut obj, raw) = h::read_json_raw(parts, body).await?;
+    let warnings = validation.check(&raw, &mut obj)?;
+    Ok((obj, warnings))
+}
+
+/// A JSON response with a `Warning` header per message.
+fn json_warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response<Body> {
+    let mut resp = h::json(code, value);
+    for w in warnings {
+        h::warn(&mut resp, w);
+    }
+    resp
 }
 
 /// Preconditions from a DeleteOptions body, if any.

@@ -57,6 +57,11 @@ pub fn warn(resp: &mut Response<Body>, message: &str) {
 /// reading it whole when Content-Length says so), 415 for other media types,
 /// 400 for malformed or too deeply nested JSON.
 pub async fn read_json(parts: &http::request::Parts, body: Incoming) -> Result<Value, ApiError> {
+    Ok(read_json_raw(parts, body).await?.0)
+}
+
+/// Like [`read_json`], also returning the raw bytes (for field validation).
+pub async fn read_json_raw(parts: &http::request::Parts, body: Incoming) -> Result<(Value, Bytes), ApiError> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -80,8 +85,9 @@ pub async fn read_json(parts: &http::request::Parts, body: Incoming) -> Result<V
     }
     let bytes = Bytes::from(buf);
     // serde_json refuses nesting deeper than 128 levels: that bounds depth.
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    Ok((value, bytes))
 }
 
 /// Most of a refused body that is read and thrown away, so that an HTTP/2

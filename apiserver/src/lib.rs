@@ -9,6 +9,7 @@
 //! - [`handlers`]: public paths, then routing of `/apis/...` to the verbs.
 //! - [`registry`]: create, get, update, delete of objects on the store.
 //! - [`patch`]: merge and JSON patches.
+//! - [`field_validation`]: `fieldValidation` (unknown metadata, duplicate fields).
 //! - [`watch`]: watch responses streamed from the watch cache.
 //! - [`selectors`]: label and field selectors.
 //! - [`meta`]: metadata validation (names, labels, annotations).
@@ -24,6 +25,7 @@ pub mod authn;
 pub mod backend;
 pub mod batched_io;
 pub mod docs;
+pub mod field_validation;
 pub mod files;
 pub mod flags;
 pub mod handlers;

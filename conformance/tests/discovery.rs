@@ -1,6 +1,7 @@
-//! Discovery as kubectl and client-go read it: the legacy documents, and
-//! aggregated discovery (apidiscovery.k8s.io v2 and v2beta1) with ETags,
-//! following TPRs as they are created and deleted.
+//! What kubectl and client-go rely on before they write: discovery (the legacy
+//! documents, and aggregated discovery, apidiscovery.k8s.io v2 and v2beta1,
+//! with ETags, following TPRs as they are created and deleted) and
+//! server-side field validation.
 
 mod common;
 
@@ -95,4 +96,48 @@ fn aggregated_discovery_follows_tprs(backend: Backend) {
     }
 }
 
-on_both_backends!(aggregated_discovery_follows_tprs);
+/// `fieldValidation`: unknown metadata fields and duplicate fields, with curl
+/// and with kubectl (which asks for Strict by default).
+fn field_validation(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    let dbs = "/apis/prsn.io/v1/namespaces/default/mysqldbs";
+    let unknown = r#"{"metadata":{"name":"a","colour":"red"},"size":"s"}"#;
+    let (code, _, body) = post_with_headers(s, &format!("{dbs}?fieldValidation=Strict"), unknown);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("unknown field \\\"metadata.colour\\\""), "{body}");
+    let (code, head, body) = post_with_headers(s, dbs, unknown);
+    assert_eq!(code, 201, "{body}");
+    assert!(head.contains("warning: 299 - \"unknown field \\\"metadata.colour\\\"\""), "{head}");
+    assert!(!json(&s.curl(&[], &format!("{dbs}/a"))).to_string().contains("colour"), "unknown metadata is dropped");
+    let duplicate = r#"{"metadata":{"name":"b"},"size":"s","size":"m"}"#;
+    let (code, _, body) = post_with_headers(s, &format!("{dbs}?fieldValidation=Strict"), duplicate);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("duplicate field \\\"size\\\""), "{body}");
+    let (code, head, _) = post_with_headers(s, &format!("{dbs}?fieldValidation=Ignore"), duplicate);
+    assert_eq!(code, 201);
+    assert!(!head.contains("warning:"), "{head}");
+    let (code, _, _) = post_with_headers(s, &format!("{dbs}?fieldValidation=Loud"), r#"{"metadata":{"name":"c"}}"#);
+    assert_eq!(code, 400);
+    // kubectl: strict by default, a warning with --validate=warn.
+    let yaml = "apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: k\n  colour: red\n";
+    let (status, out) = common::kubectl_status(s, &["create", "-f", "-"], Some(yaml));
+    assert_ne!(status, Some(0), "{out}");
+    assert!(out.contains("unknown field \"metadata.colour\""), "{out}");
+    let (status, out) = common::kubectl_status(s, &["create", "--validate=warn", "-f", "-"], Some(yaml));
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains("Warning: unknown field \"metadata.colour\""), "{out}");
+}
+
+/// A POST of `body` to `path`: (status, response headers lower-cased, body).
+fn post_with_headers(s: &testkit::Server, path: &str, body: &str) -> (u16, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("headers");
+    let dump_arg = dump.to_str().unwrap().to_string();
+    let out = s.curl(&["-H", "Content-Type: application/json", "-d", body, "-D", &dump_arg], path);
+    let head = std::fs::read_to_string(&dump).unwrap_or_default().to_ascii_lowercase();
+    (out.code, head, out.body)
+}
+
+on_both_backends!(aggregated_discovery_follows_tprs, field_validation);

@@ -1,0 +1,202 @@
+//! Server-side field validation (`fieldValidation=Strict|Warn|Ignore`).
+//!
+//! Objects of a ThirdPartyResource type are schemaless, so only what the
+//! server types is checked: fields of `metadata` that ObjectMeta does not
+//! have (they are dropped, as kube-apiserver drops them), and fields given
+//! twice anywhere in the body. Strict refuses the request with 400, Warn
+//! answers with a `Warning` header per problem, Ignore says nothing. Without
+//! the parameter the server warns, as kube-apiserver does.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use crate::status::ApiError;
+
+/// What to do about unknown and duplicate fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Refuse the request (400).
+    Strict,
+    /// Accept it with a warning per problem.
+    Warn,
+    /// Accept it silently.
+    Ignore,
+}
+
+impl FieldValidation {
+    /// From the `fieldValidation` query parameter (absent: `Warn`).
+    pub fn parse(value: Option<&str>) -> Result<Self, ApiError> {
+        match value.unwrap_or("") {
+            "" | "Warn" => Ok(FieldValidation::Warn),
+            "Strict" => Ok(FieldValidation::Strict),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of Ignore, Warn or Strict, not {other:?}"
+            ))),
+        }
+    }
+
+    /// Checks `body` (the raw request) and `obj` (parsed from it): drops unknown
+    /// metadata fields, then refuses (Strict) or returns the warnings (Warn).
+    pub fn check(self, body: &[u8], obj: &mut Value) -> Result<Vec<String>, ApiError> {
+        let mut problems: Vec<String> =
+            strip_unknown_metadata(obj).into_iter().map(|f| format!("unknown field \"{f}\"")).collect();
+        if self != FieldValidation::Ignore {
+            problems.extend(duplicate_fields(body).into_iter().map(|f| format!("duplicate field \"{f}\"")));
+        }
+        match self {
+            FieldValidation::Ignore => Ok(Vec::new()),
+            FieldValidation::Warn => Ok(problems),
+            FieldValidation::Strict if problems.is_empty() => Ok(Vec::new()),
+            FieldValidation::Strict => {
+                Err(ApiError::bad_request(format!("strict decoding error: {}", problems.join(", "))))
+            }
+        }
+    }
+}
+
+/// The fields of ObjectMeta.
+const OBJECT_META: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// Removes the fields of `metadata` that ObjectMeta does not have; returns their paths.
+pub fn strip_unknown_metadata(obj: &mut Value) -> Vec<String> {
+    let Some(Value::Object(meta)) = obj.get_mut("metadata") else { return Vec::new() };
+    let unknown: Vec<String> = meta.keys().filter(|k| !OBJECT_META.contains(&k.as_str())).cloned().collect();
+    for k in &unknown {
+        meta.shift_remove(k);
+    }
+    unknown.into_iter().map(|k| format!("metadata.{k}")).collect()
+}
+
+/// The paths of fields given more than once in one JSON object, anywhere in `body`.
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    // The body was already parsed successfully; a failure here finds nothing.
+    let _ = Duplicates { path: String::new(), found: &mut found }.deserialize(&mut de);
+    found
+}
+
+/// Walks a JSON value, recording duplicate keys with their dotted path.
+struct Duplicates<'a> {
+    path: String,
+    found: &'a mut Vec<String>,
+}
+
+impl Duplicates<'_> {
+    fn child(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Duplicates<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Duplicates<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        loop {
+            let path = format!("{}[{i}]", self.path);
+            if seq.next_element_seed(Duplicates { path, found: &mut *self.found })?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = self.child(&key);
+            if !seen.insert(key) {
+                self.found.push(path.clone());
+            }
+            map.next_value_seed(Duplicates { path, found: &mut *self.found })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn duplicates_anywhere_with_their_paths() {
+        let body = br#"{"a":1,"spec":{"size":"s","size":"m","list":[{"x":1,"x":2}]},"a":2}"#;
+        assert_eq!(duplicate_fields(body), vec!["spec.size", "spec.list[0].x", "a"]);
+        assert!(duplicate_fields(br#"{"a":{"b":1},"c":{"b":2}}"#).is_empty());
+    }
+
+    #[test]
+    fn unknown_metadata_is_dropped_and_reported() {
+        let body = br#"{"metadata":{"name":"a","colour":"red"},"free":1}"#;
+        for mode in [FieldValidation::Warn, FieldValidation::Ignore] {
+            let mut obj: Value = serde_json::from_slice(body).unwrap();
+            let warnings = mode.check(body, &mut obj).unwrap();
+            assert_eq!(obj, json!({"metadata": {"name": "a"}, "free": 1}), "{mode:?}");
+            let expected: Vec<String> =
+                if mode == FieldValidation::Warn { vec!["unknown field \"metadata.colour\"".into()] } else { vec![] };
+            assert_eq!(warnings, expected);
+        }
+        let mut obj: Value = serde_json::from_slice(body).unwrap();
+        let e = FieldValidation::Strict.check(body, &mut obj).unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(e.message.contains("unknown field \"metadata.colour\""), "{}", e.message);
+        assert!(FieldValidation::parse(Some("Loud")).is_err());
+    }
+}
