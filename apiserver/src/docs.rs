@@ -41,9 +41,16 @@ pub fn root_paths(types: &[Arc<ResourceType>]) -> Value {
     json!({ "paths": paths })
 }
 
-/// `/api`: no core group here.
+/// `/api`: the core group's `v1`, with no resources here. Listing it keeps
+/// clients that require a core version (kube-rs's `Discovery`) working when the
+/// server runs alone; behind kube-aggregator, kube-apiserver answers `/api`.
 pub fn core_versions() -> Value {
-    json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []})
+    json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+}
+
+/// `/api/v1`: no core resources here.
+pub fn core_resources() -> Value {
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": []})
 }
 
 fn group_doc(group: &str, versions: &[String]) -> Value {
@@ -126,7 +133,8 @@ pub fn resource_list(types: &[Arc<ResourceType>], group: &str, version: &str) ->
 /// for `/api` (`core`) the empty core group list.
 pub fn aggregated(types: &[Arc<ResourceType>], core: bool, version: &str) -> Value {
     let items: Vec<Value> = if core {
-        Vec::new()
+        vec![json!({"metadata": {"name": "", "creationTimestamp": null},
+                    "versions": [{"version": "v1", "resources": [], "freshness": "Current"}]})]
     } else {
         groups(types)
             .iter()

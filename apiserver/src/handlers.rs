@@ -126,6 +126,7 @@ async fn route(
                 ),
             });
         }
+        ["api", "v1"] => return Ok(h::json(StatusCode::OK, &docs::core_resources())),
         ["openapi", "v3"] => return Ok(h::json(StatusCode::OK, &docs::openapi_index(&app.served.all()))),
         ["openapi", "v3", "apis", group, version] => {
             let doc = docs::openapi_group_version(&app.served.all(), group, version);

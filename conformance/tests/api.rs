@@ -262,7 +262,7 @@ fn sigterm_ends_watches_cleanly(backend: Backend) {
     create_tpr(&r.server, "mysql-db.prsn.io", &["v1"]);
     let w = CurlWatch::open(&r.server, &format!("{DBS}?watch=true"));
     std::thread::sleep(Duration::from_millis(200));
-    let common::Running { server, etcd: _etcd, dir: _dir } = r;
+    let common::Running { server, etcd: _etcd, dir: _dir, .. } = r;
     assert!(server.terminate().unwrap().success(), "the server exits 0");
     assert!(w.wait().success(), "the watch stream ended cleanly");
 }

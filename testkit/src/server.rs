@@ -36,7 +36,8 @@ pub fn binary() -> PathBuf {
 }
 
 impl Server {
-    /// Starts `binary` with `args` (plus `--secure-port 0`) and waits for the ready line.
+    /// Starts `binary` with `args` (plus `--secure-port 0` unless they name a
+    /// port) and waits for the ready line.
     /// `args` should name a `--data-dir` (its CA and admin token are used by [`Server::curl`]).
     pub fn start(binary: &Path, args: &[&str]) -> io::Result<Server> {
         let data_dir = args
@@ -45,9 +46,10 @@ impl Server {
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("tpr-data"));
+        let port: &[&str] = if args.contains(&"--secure-port") { &[] } else { &["--secure-port", "0"] };
         let mut child = Command::new(binary)
             .args(args)
-            .args(["--secure-port", "0"])
+            .args(port)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -21,6 +21,19 @@ pub struct Running {
     pub server: Server,
     pub etcd: Option<testkit::Etcd>,
     pub dir: tempfile::TempDir,
+    /// The server's flags, for a restart.
+    pub args: Vec<String>,
+}
+
+impl Running {
+    /// Stops the server (SIGTERM) and starts it again with the same flags and store.
+    pub fn restart(self) -> Running {
+        let Running { server, etcd, dir, args } = self;
+        assert!(server.terminate().expect("terminate").success(), "SIGTERM must exit 0");
+        let flags: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = Server::start(&testkit::apiserver_binary(), &flags).expect("restart tpr-apiserver");
+        Running { server, etcd, dir, args }
+    }
 }
 
 pub fn start(backend: Backend) -> Running {
@@ -40,9 +53,9 @@ pub fn start_with(backend: Backend, extra: &[&str]) -> Running {
         args.push(e.endpoint());
     }
     args.extend(extra.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&testkit::apiserver_binary(), &args).expect("start tpr-apiserver");
-    Running { server, etcd, dir }
+    let flags: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&testkit::apiserver_binary(), &flags).expect("start tpr-apiserver");
+    Running { server, etcd, dir, args }
 }
 
 /// Parses a JSON body, failing with what the user would have seen.
