@@ -14,6 +14,7 @@ use storage::{ListOptions, ReadRevision, Store, WatchRequest};
 use crate::authn::{Authenticator, User};
 use crate::field_validation::FieldValidation;
 use crate::http::{self as h, Body};
+use crate::managed_fields;
 use crate::patch::Patch;
 use crate::registry::{self, meta_str, Preconditions, Scope};
 use crate::resources::ServedTypes;
@@ -190,6 +191,9 @@ async fn serve(
     let rt = scope.rt;
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let validation = FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?;
+    let manager = field_manager(&parts, &q)?;
+    let api_version = rt.api_version(scope.version);
+    let writer = managed_fields::Writer { manager: &manager, api_version: &api_version };
     let is_tpr = std::ptr::eq(rt, app.controller.tpr_type().as_ref());
     let method = parts.method.clone();
     let wants_watch = watch_path || q.get("watch").is_some_and(|v| v == "true" || v == "1");
@@ -204,7 +208,8 @@ async fn serve(
         }
         (Method::GET, None) => list(scope, &q, table_output(&parts, &q, is_tpr)?).await,
         (Method::POST, None) => {
-            let (obj, warnings) = read_json_body(&parts, take(body)?, validation).await?;
+            let (mut obj, warnings) = read_json_body(&parts, take(body)?, validation).await?;
+            managed_fields::record_update(None, &mut obj, &writer);
             if is_tpr {
                 tpr::validate(&obj)?;
             }
@@ -213,7 +218,9 @@ async fn serve(
             Ok(json_warned(StatusCode::CREATED, &created, &warnings))
         }
         (Method::PUT, Some(name)) => {
-            let (obj, warnings) = read_json_body(&parts, take(body)?, validation).await?;
+            let (mut obj, warnings) = read_json_body(&parts, take(body)?, validation).await?;
+            let old = registry::get(app.store.as_ref(), scope, name).await?;
+            managed_fields::record_update(Some(&old), &mut obj, &writer);
             if is_tpr {
                 tpr::validate(&obj)?;
             }
@@ -226,11 +233,24 @@ async fn serve(
             if !crate::patch::ACCEPTED.contains(&ct.as_str()) {
                 return Err(ApiError::unsupported_media_type(&ct, crate::patch::ACCEPTED));
             }
+            if ct == crate::patch::APPLY {
+                let raw = h::read_bytes(&parts, take(body)?).await?;
+                let applied = crate::patch::parse_apply(&raw)?;
+                let force = q.get("force").is_some_and(|v| v == "true");
+                if !q.contains_key("fieldManager") {
+                    return Err(ApiError::bad_request("fieldManager is required for apply requests"));
+                }
+                let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
+                let (code, stored) = server_side_apply(app, scope, name, applied, force, &opts).await?;
+                serve_if_tpr(app, is_tpr && !dry_run, &stored)?;
+                return Ok(h::json(code, &stored));
+            }
             let (patch, raw) = h::read_json_raw(&parts, take(body)?).await?;
             // Duplicate fields in the patch itself; unknown metadata in the result.
             let mut warnings = validation.check(&raw, &mut Value::Null)?;
             let patch = Patch::parse(&ct, patch)?;
-            let (updated, more) = apply_patch(app, scope, name, &patch, dry_run, is_tpr, validation).await?;
+            let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
+            let (updated, more) = apply_patch(app, scope, name, &patch, &opts).await?;
             warnings.extend(more);
             serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
             Ok(json_warned(StatusCode::OK, &updated, &warnings))
@@ -263,30 +283,117 @@ async fn apply_patch(
     scope: Scope<'_>,
     name: &str,
     patch: &Patch,
-    dry_run: bool,
-    is_tpr: bool,
-    validation: FieldValidation,
+    opts: &WriteOptions<'_>,
 ) -> Result<(Value, Vec<String>), ApiError> {
     let pinned = patch.pins_resource_version();
     let mut attempts = 0;
     loop {
         let mut current = registry::get(app.store.as_ref(), scope, name).await?;
+        let before = current.clone();
         let rv = meta_str(&current, "resourceVersion").map(String::from);
         patch.apply(&mut current)?;
-        let warnings = validation.check(b"{}", &mut current)?;
+        managed_fields::record_update(Some(&before), &mut current, opts.writer);
+        let warnings = opts.validation.check(b"{}", &mut current)?;
         if !pinned {
             if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
                 m.insert("resourceVersion".into(), Value::String(rv));
             }
         }
-        if is_tpr {
+        if opts.is_tpr {
             tpr::validate(&current)?;
         }
-        match registry::update(app.store.as_ref(), scope, name, current, dry_run).await {
+        match registry::update(app.store.as_ref(), scope, name, current, opts.dry_run).await {
             Err(e) if e.reason == "Conflict" && !pinned && attempts < 5 => attempts += 1,
             result => return result.map(|updated| (updated, warnings)),
         }
     }
+}
+
+/// How a write is done: dry run, on the TPR type, field validation, field manager.
+struct WriteOptions<'a> {
+    dry_run: bool,
+    is_tpr: bool,
+    validation: FieldValidation,
+    writer: &'a managed_fields::Writer<'a>,
+}
+
+/// Server-side apply: creates the object when it is missing (201), otherwise
+/// merges the applied configuration by field ownership (200). Retried on a
+/// storage conflict unless the configuration pins a resourceVersion.
+async fn server_side_apply(
+    app: &App,
+    scope: Scope<'_>,
+    name: &str,
+    mut applied: Value,
+    force: bool,
+    opts: &WriteOptions<'_>,
+) -> Result<(StatusCode, Value), ApiError> {
+    let target = scope.target(name);
+    match meta_str(&applied, "name") {
+        Some(n) if n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )))
+        }
+        Some(_) => {}
+        None => {
+            if let Some(Value::Object(m)) = applied.get_mut("metadata") {
+                m.insert("name".into(), Value::String(name.into()));
+            } else if let Value::Object(m) = &mut applied {
+                m.insert("metadata".into(), json!({ "name": name }));
+            }
+        }
+    }
+    let pinned = meta_str(&applied, "resourceVersion").map(String::from);
+    let mut attempts = 0;
+    loop {
+        let current = match registry::get(app.store.as_ref(), scope, name).await {
+            Ok(obj) => Some(obj),
+            Err(e) if e.code == 404 => None,
+            Err(e) => return Err(e),
+        };
+        let mut merged = managed_fields::apply(current.as_ref(), &applied, opts.writer, force, &target)?;
+        if opts.is_tpr {
+            tpr::validate(&merged)?;
+        }
+        let result = match &current {
+            None => registry::create(app.store.as_ref(), scope, merged, opts.dry_run)
+                .await
+                .map(|o| (StatusCode::CREATED, o)),
+            Some(cur) => {
+                let rv = pinned.clone().or_else(|| meta_str(cur, "resourceVersion").map(String::from));
+                if let (Some(rv), Some(Value::Object(m))) = (rv, merged.get_mut("metadata")) {
+                    m.insert("resourceVersion".into(), Value::String(rv));
+                }
+                registry::update(app.store.as_ref(), scope, name, merged, opts.dry_run)
+                    .await
+                    .map(|o| (StatusCode::OK, o))
+            }
+        };
+        match result {
+            Err(e) if (e.reason == "Conflict" || e.reason == "AlreadyExists") && pinned.is_none() && attempts < 5 => {
+                attempts += 1
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The field manager of a write: `fieldManager`, or the client's name from its
+/// User-Agent (`kubectl/v1.32.0 (...)` → `kubectl`), as kube-apiserver does.
+fn field_manager(
+    parts: &http::request::Parts,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<String, ApiError> {
+    if let Some(m) = q.get("fieldManager") {
+        if m.is_empty() || m.len() > 128 || m.chars().any(|c| c.is_control()) {
+            return Err(ApiError::bad_request("fieldManager must be 1 to 128 printable characters"));
+        }
+        return Ok(m.clone());
+    }
+    let agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let name: String = agent.split('/').next().unwrap_or("").chars().filter(|c| !c.is_control()).take(128).collect();
+    Ok(if name.trim().is_empty() { "unknown".into() } else { name.trim().to_string() })
 }
 
 /// The request body, once.

@@ -62,6 +62,16 @@ pub async fn read_json(parts: &http::request::Parts, body: Incoming) -> Result<V
 
 /// Like [`read_json`], also returning the raw bytes (for field validation).
 pub async fn read_json_raw(parts: &http::request::Parts, body: Incoming) -> Result<(Value, Bytes), ApiError> {
+    let bytes = read_bytes(parts, body).await?;
+    // serde_json refuses nesting deeper than 128 levels: that bounds depth.
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    Ok((value, bytes))
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes (413 beyond, without reading it
+/// whole when Content-Length says so).
+pub async fn read_bytes(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -83,11 +93,7 @@ pub async fn read_json_raw(parts: &http::request::Parts, body: Incoming) -> Resu
             buf.extend_from_slice(data);
         }
     }
-    let bytes = Bytes::from(buf);
-    // serde_json refuses nesting deeper than 128 levels: that bounds depth.
-    let value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    Ok((value, bytes))
+    Ok(Bytes::from(buf))
 }
 
 /// Most of a refused body that is read and thrown away, so that an HTTP/2

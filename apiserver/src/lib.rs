@@ -10,6 +10,7 @@
 //! - [`registry`]: create, get, update, delete of objects on the store.
 //! - [`patch`]: merge and JSON patches.
 //! - [`field_validation`]: `fieldValidation` (unknown metadata, duplicate fields).
+//! - [`managed_fields`]: managedFields and server-side apply.
 //! - [`watch`]: watch responses streamed from the watch cache.
 //! - [`selectors`]: label and field selectors.
 //! - [`meta`]: metadata validation (names, labels, annotations).
@@ -32,6 +33,7 @@ pub mod handlers;
 pub mod http;
 pub mod kubeconfig;
 pub mod logging;
+pub mod managed_fields;
 pub mod meta;
 pub mod patch;
 pub mod registry;

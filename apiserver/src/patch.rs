@@ -10,7 +10,21 @@ use serde_json::Value;
 use crate::status::ApiError;
 
 /// The media types a PATCH may use.
-pub const ACCEPTED: &[&str] = &["application/json-patch+json", "application/merge-patch+json"];
+pub const ACCEPTED: &[&str] =
+    &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
+
+/// Server-side apply's media type.
+pub const APPLY: &str = "application/apply-patch+yaml";
+
+/// Parses an apply body: YAML (JSON is YAML too) holding one object.
+pub fn parse_apply(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let value: Value = serde_norway::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the apply body is not valid YAML: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the apply body must be an object"));
+    }
+    Ok(value)
+}
 
 /// A parsed patch.
 pub enum Patch {

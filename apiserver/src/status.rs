@@ -113,6 +113,16 @@ impl ApiError {
             .with_target(t)
     }
 
+    /// 409 Conflict of a server-side apply: the message and one cause per field.
+    pub fn conflict_with_causes(t: &Target, message: String, causes: Vec<Cause>) -> Self {
+        let mut e = Self::new(409, "Conflict", message).with_target(t);
+        if let Some(Value::Object(d)) = &mut e.details {
+            let list = causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}));
+            d.insert("causes".into(), Value::Array(list.collect()));
+        }
+        e
+    }
+
     /// 410 Expired (Gone).
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)

@@ -100,6 +100,26 @@ fn writes_follow_kubernetes_rules(backend: Backend) {
     );
     assert_eq!(out.code, 415, "{}", out.body);
     assert!(out.body.contains("application/json-patch+json"), "415 lists the accepted types: {}", out.body);
+    assert!(out.body.contains("application/apply-patch+yaml"), "415 lists the accepted types: {}", out.body);
+    // Server-side apply with curl: YAML, create on apply, fieldManager required, conflicts.
+    let apply = |manager: &str, force: bool, yaml: &str| {
+        let query = format!("{DBS}/applied?fieldManager={manager}&force={force}");
+        s.curl(&["-X", "PATCH", "-H", "Content-Type: application/apply-patch+yaml", "--data-binary", yaml], &query)
+    };
+    let yaml = "apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: applied\nspec:\n  size: small\n";
+    let out = apply("alice", false, yaml);
+    assert_eq!(out.code, 201, "create on apply: {}", out.body);
+    assert_eq!(json(&out)["metadata"]["managedFields"][0]["manager"], "alice");
+    assert_eq!(apply("alice", false, yaml).code, 200);
+    let out = apply("bob", false, &yaml.replace("small", "large"));
+    assert_eq!((out.code, json(&out)["reason"].as_str()), (409, Some("Conflict")), "{}", out.body);
+    assert_eq!(json(&out)["details"]["causes"][0]["field"], ".spec.size", "{}", out.body);
+    assert_eq!(apply("bob", true, &yaml.replace("small", "large")).code, 200);
+    let out = s.curl(
+        &["-X", "PATCH", "-H", "Content-Type: application/apply-patch+yaml", "--data-binary", yaml],
+        &format!("{DBS}/applied"),
+    );
+    assert_eq!(out.code, 400, "fieldManager is required: {}", out.body);
     assert_eq!(s.curl(&["-X", "POST", "-d", "{}"], &format!("{DBS}/a")).code, 405);
     assert_eq!(s.curl(&[], &format!("{DBS}/missing?unknownParam=1")).code, 404);
     // generateName and dryRun.

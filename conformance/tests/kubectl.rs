@@ -137,13 +137,6 @@ fn tables_over_http(backend: Backend) {
     assert_eq!(out.code, 406, "{}", out.body);
 }
 
-on_both_backends!(
-    tpr_and_objects_through_kubectl,
-    tables_through_kubectl,
-    tables_over_http,
-    everyday_verbs_through_kubectl
-);
-
 /// The rest of kubectl's everyday verbs on a TPR type: create, replace, edit,
 /// label, annotate, the output formats, diff, delete --all and wait.
 fn everyday_verbs_through_kubectl(backend: Backend) {
@@ -206,3 +199,50 @@ fn kubectl_fails(s: &testkit::Server, args: &[&str], stdin: Option<&str>) -> Str
     assert_ne!(status, Some(0), "kubectl {} should fail\nstdout: {stdout}", args.join(" "));
     stderr
 }
+
+/// Server-side apply with kubectl: create, apply again, a conflict with another
+/// field manager (409 with the field), then --force-conflicts; managedFields.
+fn server_side_apply_through_kubectl(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    let out = kubectl(s, &["apply", "--server-side", "-f", "-"], Some(SEED_TPR_YAML));
+    assert!(out.contains("thirdpartyresource.extensions/mysql-db.prsn.io serverside-applied"), "{out}");
+    let out = kubectl(s, &["apply", "--server-side", "-f", "-"], Some(DB_YAML));
+    assert!(out.contains("mysqldb.prsn.io/orders serverside-applied"), "{out}");
+    let out = kubectl(s, &["apply", "--server-side", "-f", "-"], Some(DB_YAML));
+    assert!(out.contains("serverside-applied"), "applying twice: {out}");
+    let other = DB_YAML.replace("huge", "large");
+    let (status, out) =
+        common::kubectl_status(s, &["apply", "--server-side", "--field-manager=other", "-f", "-"], Some(&other));
+    assert_ne!(status, Some(0), "{out}");
+    assert!(
+        out.contains("Apply failed with 1 conflict: conflict with \"kubectl\" using prsn.io/v1: .instance_size"),
+        "{out}"
+    );
+    assert_eq!(kubectl(s, &["get", "mysqldb", "orders", "-o", "jsonpath={.instance_size}"], None), "huge");
+    let args = ["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"];
+    kubectl(s, &args, Some(&other));
+    let out = kubectl(s, &["get", "mysqldb", "orders", "-o", "json", "--show-managed-fields"], None);
+    let obj: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(obj["instance_size"], "large");
+    let managers: Vec<(&str, &str)> = obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["manager"].as_str().unwrap(), e["operation"].as_str().unwrap()))
+        .collect();
+    assert_eq!(managers, [("kubectl", "Apply"), ("other", "Apply")], "{out}");
+    assert!(obj["metadata"]["managedFields"][1]["fieldsV1"]["f:instance_size"].is_object(), "{out}");
+    assert!(obj["metadata"]["managedFields"][0]["fieldsV1"].get("f:instance_size").is_none(), "{out}");
+    // kubectl edit (an Update) then takes the field without a conflict.
+    let out = kubectl(s, &["label", "mysqldb", "orders", "tier=db"], None);
+    assert!(out.contains("labeled"), "{out}");
+}
+
+on_both_backends!(
+    tpr_and_objects_through_kubectl,
+    tables_through_kubectl,
+    tables_over_http,
+    everyday_verbs_through_kubectl,
+    server_side_apply_through_kubectl
+);
