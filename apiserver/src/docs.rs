@@ -195,6 +195,66 @@ pub fn openapi_index(types: &[Arc<ResourceType>]) -> Value {
     json!({ "paths": paths })
 }
 
+/// `/openapi/v2` (Swagger 2.0, JSON): every listed group-version's paths and
+/// definitions, derived from the OpenAPI v3 documents. kubectl asks for it
+/// only as protobuf (client-side apply and diff of a type without strategic
+/// merge information), gets 406, and falls back to a JSON merge patch, which
+/// is what these types need; JSON v2 is for other clients.
+pub fn openapi_v2(types: &[Arc<ResourceType>]) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut definitions = serde_json::Map::new();
+    for (group, versions) in groups(types) {
+        for v in versions {
+            let doc = openapi_group_version(types, &group, &v);
+            // References move from components/schemas to definitions.
+            let text = doc.to_string().replace("#/components/schemas/", "#/definitions/");
+            let Ok(doc) = serde_json::from_str::<Value>(&text) else { continue };
+            if let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) {
+                definitions.extend(schemas.clone());
+            }
+            for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+                let ops: serde_json::Map<String, Value> = (ops.as_object().into_iter().flatten())
+                    .map(|(method, op)| (method.clone(), swagger_operation(op)))
+                    .collect();
+                paths.insert(path.clone(), Value::Object(ops));
+            }
+        }
+    }
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "tpr-apiserver", "version": env!("CARGO_PKG_VERSION")},
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "paths": paths,
+        "definitions": definitions,
+    })
+}
+
+/// One OpenAPI v3 operation as Swagger 2.0: schemas move out of `content`,
+/// the request body becomes a `body` parameter, query parameters lose `schema`.
+fn swagger_operation(op: &Value) -> Value {
+    let mut out = op.clone();
+    let Value::Object(m) = &mut out else { return out };
+    let mut parameters: Vec<Value> = (m.remove("parameters").and_then(|p| p.as_array().cloned()).into_iter().flatten())
+        .map(|p| json!({"name": p["name"], "in": p["in"], "type": "string", "uniqueItems": true}))
+        .collect();
+    if let Some(body) = m.remove("requestBody") {
+        let schema = (body["content"].as_object().into_iter().flatten()).next().map(|(_, c)| c["schema"].clone());
+        parameters.push(json!({"name": "body", "in": "body", "required": true, "schema": schema.unwrap_or(json!({}))}));
+    }
+    if !parameters.is_empty() {
+        m.insert("parameters".into(), Value::Array(parameters));
+    }
+    if let Some(Value::Object(responses)) = m.get_mut("responses") {
+        for r in responses.values_mut() {
+            if let Some(schema) = r.pointer("/content/application~1json/schema").cloned() {
+                *r = json!({"description": r["description"], "schema": schema});
+            }
+        }
+    }
+    out
+}
+
 /// The schema name of a kind, as kube-apiserver names custom resources
 /// (reversed group, version, kind): `io.prsn.v1.MysqlDb`.
 fn schema_name(group: &str, version: &str, kind: &str) -> String {

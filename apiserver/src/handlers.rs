@@ -127,6 +127,7 @@ async fn route(
                 ),
             });
         }
+        ["openapi", "v2"] => return Ok(h::json(StatusCode::OK, &docs::openapi_v2(&app.served.all()))),
         ["api", "v1"] => return Ok(h::json(StatusCode::OK, &docs::core_resources())),
         ["openapi", "v3"] => return Ok(h::json(StatusCode::OK, &docs::openapi_index(&app.served.all()))),
         ["openapi", "v3", "apis", group, version] => {

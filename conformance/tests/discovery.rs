@@ -141,4 +141,34 @@ fn post_with_headers(s: &testkit::Server, path: &str, body: &str) -> (u16, Strin
     (out.code, head, out.body)
 }
 
-on_both_backends!(aggregated_discovery_follows_tprs, field_validation);
+/// OpenAPI: v3 (what kubectl explain and validation read) and v2 as JSON with
+/// the group-version-kind extensions; v2 as protobuf, which kubectl asks for
+/// during a client-side apply, is 406 and kubectl falls back to a merge patch.
+fn openapi_documents(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    let index = json(&s.curl(&[], "/openapi/v3"));
+    let url = index["paths"]["apis/prsn.io/v1"]["serverRelativeURL"].as_str().expect("prsn.io/v1 in the index");
+    let v3 = json(&s.curl(&[], url));
+    let gvk = &v3["components"]["schemas"]["io.prsn.v1.MysqlDb"]["x-kubernetes-group-version-kind"][0];
+    assert_eq!(gvk["kind"], "MysqlDb", "{v3}");
+    let v2 = json(&s.curl(&[], "/openapi/v2"));
+    assert_eq!(v2["swagger"], "2.0");
+    let def = &v2["definitions"]["io.prsn.v1.MysqlDb"];
+    assert_eq!(def["x-kubernetes-group-version-kind"][0]["group"], "prsn.io", "{v2}");
+    let read = &v2["paths"]["/apis/prsn.io/v1/namespaces/{namespace}/mysqldbs/{name}"]["get"];
+    assert_eq!(read["responses"]["200"]["schema"]["$ref"], "#/definitions/io.prsn.v1.MysqlDb", "{read}");
+    let protobuf = "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    let (code, _, _) = get(s, &[protobuf], "/openapi/v2");
+    assert_eq!(code, 406);
+    // Client-side apply, create then change, works with kubectl's default validation.
+    let yaml = "apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: a\nsize: small\n";
+    kubectl(s, &["apply", "-f", "-"], Some(yaml));
+    let out = kubectl(s, &["apply", "-f", "-"], Some(&yaml.replace("small", "large")));
+    assert!(out.contains("mysqldb.prsn.io/a configured"), "{out}");
+    let out = kubectl(s, &["explain", "mysqldbs"], None);
+    assert!(out.contains("KIND:       MysqlDb"), "{out}");
+}
+
+on_both_backends!(aggregated_discovery_follows_tprs, field_validation, openapi_documents);
