@@ -195,6 +195,16 @@ async fn serve(
     let manager = field_manager(&parts, &q)?;
     let api_version = rt.api_version(scope.version);
     let writer = managed_fields::Writer { manager: &manager, api_version: &api_version };
+    // kube-apiserver's words for a strict field validation failure.
+    let undecodable = |e: ApiError| match e.message.starts_with("strict decoding error") {
+        true => ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {}",
+            e.message,
+            kind = rt.kind,
+            version = scope.version
+        )),
+        false => e,
+    };
     let is_tpr = std::ptr::eq(rt, app.controller.tpr_type().as_ref());
     let method = parts.method.clone();
     let wants_watch = watch_path || q.get("watch").is_some_and(|v| v == "true" || v == "1");
@@ -209,7 +219,7 @@ async fn serve(
         }
         (Method::GET, None) => list(scope, &q, table_output(&parts, &q, is_tpr)?).await,
         (Method::POST, None) => {
-            let (mut obj, warnings) = read_json_body(&parts, take(body)?, validation).await?;
+            let (mut obj, warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
             managed_fields::record_update(None, &mut obj, &writer);
             if is_tpr {
                 tpr::validate(&obj)?;
@@ -219,7 +229,7 @@ async fn serve(
             Ok(json_warned(StatusCode::CREATED, &created, &warnings))
         }
         (Method::PUT, Some(name)) => {
-            let (mut obj, warnings) = read_json_body(&parts, take(body)?, validation).await?;
+            let (mut obj, warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
             let old = registry::get(app.store.as_ref(), scope, name).await?;
             managed_fields::record_update(Some(&old), &mut obj, &writer);
             if is_tpr {
@@ -248,10 +258,10 @@ async fn serve(
             }
             let (patch, raw) = h::read_json_raw(&parts, take(body)?).await?;
             // Duplicate fields in the patch itself; unknown metadata in the result.
-            let mut warnings = validation.check(&raw, &mut Value::Null)?;
+            let mut warnings = validation.check(&raw, &mut Value::Null).map_err(undecodable)?;
             let patch = Patch::parse(&ct, patch)?;
             let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
-            let (updated, more) = apply_patch(app, scope, name, &patch, &opts).await?;
+            let (updated, more) = apply_patch(app, scope, name, &patch, &opts).await.map_err(undecodable)?;
             warnings.extend(more);
             serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
             Ok(json_warned(StatusCode::OK, &updated, &warnings))
