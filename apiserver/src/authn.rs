@@ -1,8 +1,12 @@
-//! Authentication: bearer tokens (`--token-auth-file`, plus the admin token
-//! the server generates for its kubeconfig) and client certificates verified
-//! against `--client-ca-file` (CN = user, O = groups).
+//! Authentication, in kube-apiserver's order: request headers set by the front
+//! proxy (kube-aggregator), honoured only on a connection whose client
+//! certificate the request-header CA signed with an allowed CN (see
+//! [`crate::tls::PeerClassifier`]); client certificates verified against
+//! `--client-ca-file` (CN = user, O = groups); bearer tokens
+//! (`--token-auth-file`, plus the admin token the server generates for its
+//! kubeconfig).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
@@ -10,12 +14,90 @@ use rustls_pki_types::CertificateDer;
 use crate::files::write_private;
 
 /// An authenticated user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct User {
     /// User name.
     pub name: String,
     /// Groups.
     pub groups: Vec<String>,
+    /// Extra information (from the front proxy's extra headers).
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// What a connection's client certificate says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// No (usable) client certificate.
+    None,
+    /// A user, from a certificate the client CA signed.
+    User(User),
+    /// The front proxy: the request headers name the user.
+    FrontProxy,
+}
+
+/// The request headers the front proxy names the user with.
+#[derive(Clone, Debug)]
+pub struct RequestHeaders {
+    /// User name headers, first present wins.
+    pub username: Vec<String>,
+    /// Group headers (every value of each).
+    pub group: Vec<String>,
+    /// Prefixes of extra headers (`<prefix><key>: value`).
+    pub extra_prefix: Vec<String>,
+}
+
+impl Default for RequestHeaders {
+    fn default() -> Self {
+        RequestHeaders {
+            username: vec!["X-Remote-User".into()],
+            group: vec!["X-Remote-Group".into()],
+            extra_prefix: vec!["X-Remote-Extra-".into()],
+        }
+    }
+}
+
+impl RequestHeaders {
+    /// The user the front proxy names; `None` when no user header is present.
+    pub fn user(&self, headers: &http::HeaderMap) -> Option<User> {
+        let text = |v: &http::HeaderValue| v.to_str().ok().map(str::to_string);
+        let name = self.username.iter().find_map(|h| headers.get(h.as_str()).and_then(text))?;
+        if name.is_empty() {
+            return None;
+        }
+        let groups = self.group.iter().flat_map(|h| headers.get_all(h.as_str()).iter().filter_map(text)).collect();
+        let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, value) in headers {
+            for prefix in &self.extra_prefix {
+                let lower = prefix.to_ascii_lowercase();
+                if let (Some(k), Some(v)) = (key.as_str().strip_prefix(&lower), text(value)) {
+                    let k = percent_decode(k);
+                    extra.entry(k).or_default().push(v);
+                }
+            }
+        }
+        Some(User { name, groups, extra })
+    }
+}
+
+/// Extra header keys are percent-encoded (kube's convention for `/` and such).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Why the authenticator could not be set up.
@@ -67,7 +149,10 @@ impl Authenticator {
                 token
             }
         };
-        tokens.insert(admin.clone(), User { name: ADMIN_USER.into(), groups: vec!["system:masters".into()] });
+        tokens.insert(
+            admin.clone(),
+            User { name: ADMIN_USER.into(), groups: vec!["system:masters".into()], ..Default::default() },
+        );
         Ok((Authenticator { tokens }, admin))
     }
 
@@ -110,7 +195,7 @@ fn parse_token_file(path: &Path, tokens: &mut HashMap<String, User>) -> Result<(
             .get(3)
             .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
             .unwrap_or_default();
-        tokens.insert(f[0].clone(), User { name: f[1].clone(), groups });
+        tokens.insert(f[0].clone(), User { name: f[1].clone(), groups, ..Default::default() });
     }
     Ok(())
 }
@@ -121,12 +206,25 @@ pub fn user_from_certificate(cert: &CertificateDer<'_>) -> Option<User> {
     let subject = parsed.subject();
     let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
     let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
-    Some(User { name, groups })
+    Some(User { name, groups, ..Default::default() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn front_proxy_headers() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-remote-user", "bob".parse().unwrap());
+        h.append("x-remote-group", "dev".parse().unwrap());
+        h.append("x-remote-group", "ops".parse().unwrap());
+        h.insert("x-remote-extra-acme.com%2Fproject", "p1".parse().unwrap());
+        let u = RequestHeaders::default().user(&h).unwrap();
+        assert_eq!((u.name.as_str(), u.groups.clone()), ("bob", vec!["dev".to_string(), "ops".to_string()]));
+        assert_eq!(u.extra.get("acme.com/project"), Some(&vec!["p1".to_string()]));
+        assert!(RequestHeaders::default().user(&http::HeaderMap::new()).is_none());
+    }
 
     #[test]
     fn reads_kube_token_files() {
@@ -136,7 +234,7 @@ mod tests {
         let (a, admin) = Authenticator::load(Some(&file), dir.path()).unwrap();
         assert_eq!(
             a.bearer(Some("Bearer abc")).unwrap(),
-            User { name: "alice".into(), groups: vec!["dev".into(), "ops".into()] }
+            User { name: "alice".into(), groups: vec!["dev".into(), "ops".into()], ..Default::default() }
         );
         assert_eq!(a.bearer(Some("Bearer def")).unwrap().groups, Vec::<String>::new());
         assert_eq!(a.bearer(Some(&format!("Bearer {admin}"))).unwrap().name, ADMIN_USER);

@@ -42,6 +42,22 @@ pub struct Flags {
     /// CA bundle for client certificates (CN = user, O = groups).
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
+    /// CA bundle of the front proxy (kube-aggregator): a connection whose client
+    /// certificate it signed may name the user in request headers.
+    #[arg(long)]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+    /// Common names the front proxy's certificate may have (comma-separated; empty: any).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_allowed_names: Vec<String>,
+    /// Headers naming the user, first present wins.
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-User")]
+    pub requestheader_username_headers: Vec<String>,
+    /// Headers naming the groups (every value).
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Group")]
+    pub requestheader_group_headers: Vec<String>,
+    /// Prefixes of headers carrying extra user information.
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
+    pub requestheader_extra_headers_prefix: Vec<String>,
     /// Bearer tokens: CSV lines `token,user,uid[,"group1,group2"]`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,

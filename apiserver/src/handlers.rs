@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use storage::cache::WatchStart;
 use storage::{ListOptions, ReadRevision, Store, WatchRequest};
 
-use crate::authn::{Authenticator, User};
+use crate::authn::{Authenticator, Peer, RequestHeaders, User};
 use crate::field_validation::FieldValidation;
 use crate::http::{self as h, Body};
 use crate::managed_fields;
@@ -40,6 +40,22 @@ pub struct App {
     pub watches: Arc<std::sync::atomic::AtomicUsize>,
     /// `--max-watches`.
     pub max_watches: usize,
+    /// The front proxy's request headers.
+    pub request_headers: RequestHeaders,
+}
+
+/// `kubectl auth whoami`: who the server takes the caller for.
+fn self_subject_review(user: &User) -> Value {
+    let mut groups = user.groups.clone();
+    if !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    json!({
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {"username": user.name, "groups": groups, "extra": user.extra}},
+    })
 }
 
 /// Longest watch a client may ask for with timeoutSeconds.
@@ -49,10 +65,10 @@ const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Answers one request.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>, cert_user: Option<User>) -> Response<Body> {
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
-    let resp = answer(&app, parts, &mut body, cert_user).await;
+    let resp = answer(&app, parts, &mut body, peer).await;
     // A body nobody read is drained in the background (bounded): dropping it
     // would make HTTP/2 reset the stream before the client sees the answer.
     if let Some(unread) = body {
@@ -61,20 +77,25 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, cert_user: Option<Use
     resp
 }
 
-async fn answer(
-    app: &App,
-    parts: http::request::Parts,
-    body: &mut Option<Incoming>,
-    cert_user: Option<User>,
-) -> Response<Body> {
+async fn answer(app: &App, parts: http::request::Parts, body: &mut Option<Incoming>, peer: Peer) -> Response<Body> {
     let path = parts.uri.path().to_string();
     if let Some(resp) = public(app, &path).await {
         return resp;
     }
     let bearer = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Some(_user) = app.authn.bearer(bearer).or(cert_user) else {
+    // kube-apiserver's order: the front proxy's headers, the client certificate, a token.
+    let user = match peer {
+        Peer::FrontProxy => app.request_headers.user(&parts.headers),
+        Peer::User(u) => Some(u),
+        Peer::None => None,
+    }
+    .or_else(|| app.authn.bearer(bearer));
+    let Some(user) = user else {
         return h::error(&ApiError::unauthorized());
     };
+    if parts.uri.path() == "/apis/authentication.k8s.io/v1/selfsubjectreviews" && parts.method == Method::POST {
+        return h::json(StatusCode::CREATED, &self_subject_review(&user));
+    }
     if !h::accepts_json(&parts) {
         let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
         return h::error(&ApiError::not_acceptable(format!(

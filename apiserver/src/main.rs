@@ -42,7 +42,18 @@ async fn run(flags: Flags) -> Result<(), String> {
         _ => return Err("--tls-cert-file and --tls-private-key-file must be given together".into()),
     }
     .map_err(|e| e.to_string())?;
-    let tls = certs.server_config(flags.client_ca_file.as_deref()).map_err(|e| e.to_string())?;
+    let (tls, peers) = certs
+        .server_config(
+            flags.client_ca_file.as_deref(),
+            flags.requestheader_client_ca_file.as_deref(),
+            &flags.requestheader_allowed_names,
+        )
+        .map_err(|e| e.to_string())?;
+    let request_headers = apiserver::authn::RequestHeaders {
+        username: flags.requestheader_username_headers.clone(),
+        group: flags.requestheader_group_headers.clone(),
+        extra_prefix: flags.requestheader_extra_headers_prefix.clone(),
+    };
     let (authn, admin_token) =
         Authenticator::load(flags.token_auth_file.as_deref(), &flags.data_dir).map_err(|e| e.to_string())?;
 
@@ -74,6 +85,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         shutdown: stop_rx,
         watches: Default::default(),
         max_watches: flags.max_watches,
+        request_headers,
     });
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -91,5 +103,5 @@ async fn run(flags: Flags) -> Result<(), String> {
     });
     let backend = if flags.etcd_servers.is_empty() { "embedded" } else { "etcd" };
     tracing::info!(backend, kubeconfig = %kubeconfig_path.display(), "tpr-apiserver ready at {url} (kubeconfig: {})", kubeconfig_path.display());
-    server::serve(listener, tls, app, shutdown).await.map_err(|e| e.to_string())
+    server::serve(listener, tls, Arc::new(peers), app, shutdown).await.map_err(|e| e.to_string())
 }

@@ -14,9 +14,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::authn::user_from_certificate;
 use crate::batched_io::{batched, drive};
 use crate::handlers::{handle, App};
+use crate::tls::PeerClassifier;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +29,7 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
+    peers: Arc<PeerClassifier>,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -54,19 +55,18 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (app, acceptor, builder, graceful_watcher) =
-            (app.clone(), acceptor.clone(), builder.clone(), graceful.watcher());
+        let (app, acceptor, builder, graceful_watcher, peers) =
+            (app.clone(), acceptor.clone(), builder.clone(), graceful.watcher(), peers.clone());
         // The handshake runs in the connection's own task, so that a slow client
         // cannot hold up the accept loop.
         tokio::spawn(async move {
             let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
                 return;
             };
-            let user =
-                tls_stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(user_from_certificate);
+            let peer = peers.classify(tls_stream.get_ref().1.peer_certificates());
             let service = hyper::service::service_fn(move |req| {
-                let (app, user) = (app.clone(), user.clone());
-                async move { Ok::<_, Infallible>(handle(app, req, user).await) }
+                let (app, peer) = (app.clone(), peer.clone());
+                async move { Ok::<_, Infallible>(handle(app, req, peer).await) }
             });
             let (io, io_handle) = batched(tls_stream);
             let conn = graceful_watcher.watch(builder.serve_connection(TokioIo::new(io), service));

@@ -9,6 +9,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 /// PEM files of a test CA and the certificates it signed; removed when dropped.
 pub struct TestPki {
     dir: tempfile::TempDir,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 fn err(e: rcgen::Error) -> io::Error {
@@ -41,7 +42,23 @@ impl TestPki {
             write(&format!("{name}.crt"), cert.pem())?;
             write(&format!("{name}.key"), key.serialize_pem())?;
         }
-        Ok(TestPki { dir })
+        Ok(TestPki { dir, issuer })
+    }
+
+    /// Issues another client certificate from this CA (CN `cn`, O `orgs`),
+    /// written as `<name>.crt` and `<name>.key`; returns their paths.
+    pub fn issue_client(&self, name: &str, cn: &str, orgs: &[&str]) -> io::Result<(PathBuf, PathBuf)> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        for o in orgs {
+            params.distinguished_name.push(DnType::OrganizationName, *o);
+        }
+        let key = KeyPair::generate().map_err(err)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
+        let (crt, key_path) = (self.file(&format!("{name}.crt")), self.file(&format!("{name}.key")));
+        std::fs::write(&crt, cert.pem())?;
+        std::fs::write(&key_path, key.serialize_pem())?;
+        Ok((crt, key_path))
     }
 
     fn file(&self, name: &str) -> PathBuf {

@@ -1,0 +1,82 @@
+//! Authentication behind kube-aggregator: the front proxy's request headers
+//! are honoured only on a connection whose client certificate the
+//! request-header CA signed with an allowed common name; otherwise they are
+//! ignored. Client certificates and bearer tokens work as before.
+
+mod common;
+
+use common::{json, kubectl};
+use testkit::{Server, TestPki};
+
+const WHOAMI: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+/// POSTs a SelfSubjectReview with the given certificate and headers, no token.
+fn whoami(s: &Server, cert: Option<(&std::path::Path, &std::path::Path)>, headers: &[&str]) -> testkit::CurlOutput {
+    let mut args: Vec<String> = vec!["-X".into(), "POST".into(), "-H".into(), "Content-Type: application/json".into()];
+    args.extend(["-d".into(), r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#.into()]);
+    if let Some((crt, key)) = cert {
+        args.extend(["--cert".into(), crt.display().to_string(), "--key".into(), key.display().to_string()]);
+    }
+    for h in headers {
+        args.extend(["-H".into(), h.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.curl_as(true, &args, WHOAMI)
+}
+
+const BOB: [&str; 3] = ["X-Remote-User: bob", "X-Remote-Group: team-a", "X-Remote-Extra-Acme.com%2Fscopes: read"];
+
+#[test]
+fn front_proxy_headers_only_from_the_front_proxy() {
+    let proxy_ca = TestPki::generate("front-proxy-client").unwrap();
+    let (other_crt, other_key) = proxy_ca.issue_client("other", "someone-else", &[]).unwrap();
+    let foreign_ca = TestPki::generate("front-proxy-client").unwrap();
+    let client_ca = TestPki::generate("unused").unwrap();
+    let (alice_crt, alice_key) = client_ca.issue_client("alice", "alice", &["dev"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (client_ca_file, proxy_ca_file) = (client_ca.ca_cert(), proxy_ca.ca_cert());
+    let args = [
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--client-ca-file",
+        client_ca_file.to_str().unwrap(),
+        "--requestheader-client-ca-file",
+        proxy_ca_file.to_str().unwrap(),
+        "--requestheader-allowed-names",
+        "front-proxy-client",
+    ];
+    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap();
+    let proxy = (proxy_ca.client_cert(), proxy_ca.client_key());
+
+    // The front proxy names the user, groups and extras.
+    let out = whoami(&s, Some((&proxy.0, &proxy.1)), &BOB);
+    assert_eq!(out.code, 201, "{}", out.body);
+    let info = &json(&out)["status"]["userInfo"];
+    assert_eq!(info["username"], "bob", "{info}");
+    assert_eq!(info["groups"], serde_json::json!(["team-a", "system:authenticated"]), "{info}");
+    assert_eq!(info["extra"]["acme.com/scopes"], serde_json::json!(["read"]), "{info}");
+    // The front proxy without user headers is nobody.
+    assert_eq!(whoami(&s, Some((&proxy.0, &proxy.1)), &[]).code, 401);
+    // Another CN from the same CA: the headers are ignored.
+    let out = whoami(&s, Some((&other_crt, &other_key)), &BOB);
+    assert_eq!(out.code, 401, "{}", out.body);
+    // An allowed CN from another CA: the TLS handshake fails, nothing is answered as bob.
+    let out = whoami(&s, Some((&foreign_ca.client_cert(), &foreign_ca.client_key())), &BOB);
+    assert_ne!(out.code, 201, "{}", out.body);
+    assert!(!out.body.contains("bob"), "{}", out.body);
+    // No certificate: ignored.
+    assert_eq!(whoami(&s, None, &BOB).code, 401);
+    // A client certificate of the client CA is its own user, whatever the headers say.
+    let out = whoami(&s, Some((&alice_crt, &alice_key)), &BOB);
+    let info = &json(&out)["status"]["userInfo"];
+    assert_eq!((info["username"].as_str(), info["groups"][0].as_str()), (Some("alice"), Some("dev")), "{info}");
+    // A token with the headers: the token's user.
+    let out = s.curl(&["-X", "POST", "-H", BOB[0], "-H", "Content-Type: application/json", "-d", "{}"], WHOAMI);
+    assert_eq!(json(&out)["status"]["userInfo"]["username"], "tpr-admin", "{}", out.body);
+    // kubectl auth whoami.
+    let out = kubectl(&s, &["auth", "whoami"], None);
+    assert!(out.contains("tpr-admin") && out.contains("system:masters"), "{out}");
+    // Anonymous requests reach only the public paths.
+    assert_eq!(s.curl_as(true, &[], "/version").code, 200);
+    assert_eq!(s.curl_as(true, &[], "/apis").code, 401);
+}
