@@ -58,6 +58,12 @@ pub struct Flags {
     /// Prefixes of headers carrying extra user information.
     #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
     pub requestheader_extra_headers_prefix: Vec<String>,
+    /// Authorization: `AlwaysAllow`, or `Policy` (rules from --authorization-policy-file).
+    #[arg(long, default_value = "AlwaysAllow")]
+    pub authorization_mode: String,
+    /// The rules of `--authorization-mode=Policy` (YAML; see the authz module).
+    #[arg(long)]
+    pub authorization_policy_file: Option<PathBuf>,
     /// Bearer tokens: CSV lines `token,user,uid[,"group1,group2"]`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,

@@ -42,6 +42,8 @@ pub struct App {
     pub max_watches: usize,
     /// The front proxy's request headers.
     pub request_headers: RequestHeaders,
+    /// Authorization.
+    pub authz: crate::authz::Authorizer,
 }
 
 /// `kubectl auth whoami`: who the server takes the caller for.
@@ -102,7 +104,7 @@ async fn answer(app: &App, parts: http::request::Parts, body: &mut Option<Incomi
             "only the following media types are accepted: application/json (Accept: {accept})"
         )));
     }
-    match route(app, parts, body).await {
+    match route(app, parts, body, &user).await {
         Ok(resp) => resp,
         Err(e) => h::error(&e),
     }
@@ -128,6 +130,7 @@ async fn route(
     app: &App,
     parts: http::request::Parts,
     body: &mut Option<Incoming>,
+    user: &User,
 ) -> Result<Response<Body>, ApiError> {
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -194,7 +197,7 @@ async fn route(
         return Err(ApiError::no_route(&path));
     }
     let scope = Scope { rt: &rt, version: &version, namespace };
-    let mut resp = serve(app, parts, body, scope, name, watch_path).await?;
+    let mut resp = serve(app, parts, body, scope, name, watch_path, user).await?;
     if let Some(w) = warning {
         h::warn(&mut resp, &w);
     }
@@ -208,6 +211,7 @@ async fn serve(
     scope: Scope<'_>,
     name: Option<&str>,
     watch_path: bool,
+    user: &User,
 ) -> Result<Response<Body>, ApiError> {
     let q = h::query(&parts.uri);
     let rt = scope.rt;
@@ -229,6 +233,20 @@ async fn serve(
     let is_tpr = std::ptr::eq(rt, app.controller.tpr_type().as_ref());
     let method = parts.method.clone();
     let wants_watch = watch_path || q.get("watch").is_some_and(|v| v == "true" || v == "1");
+    let verb = match (&method, name) {
+        (&Method::GET, _) if wants_watch => "watch",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        (&Method::DELETE, None) => "deletecollection",
+        _ => "unknown",
+    };
+    let attributes =
+        crate::authz::Attributes { verb, group: &rt.group, resource: &rt.plural, namespace: scope.namespace, name };
+    app.authz.authorize(user, &attributes)?;
     match (method, name) {
         (Method::GET, _) if wants_watch => watch(app, scope, name, &q, table_output(&parts, &q, is_tpr)?).await,
         (Method::GET, Some(name)) => {

@@ -5,7 +5,8 @@
 //! - [`tls`]: serving certificates (generated on first start) and rustls.
 //! - [`server`]: the accept loop (TLS, HTTP/1.1 and HTTP/2); shutdown is a future.
 //! - [`batched_io`]: gathers a connection's writes into fewer TLS records.
-//! - [`authn`]: bearer tokens and client certificates.
+//! - [`authn`]: front-proxy headers, client certificates, bearer tokens.
+//! - [`authz`]: AlwaysAllow or a static policy file; 403 naming user, verb, resource.
 //! - [`handlers`]: public paths, then routing of `/apis/...` to the verbs.
 //! - [`registry`]: create, get, update, delete of objects on the store.
 //! - [`patch`]: merge and JSON patches.
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authn;
+pub mod authz;
 pub mod backend;
 pub mod batched_io;
 pub mod docs;

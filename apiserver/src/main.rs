@@ -57,6 +57,9 @@ async fn run(flags: Flags) -> Result<(), String> {
     let (authn, admin_token) =
         Authenticator::load(flags.token_auth_file.as_deref(), &flags.data_dir).map_err(|e| e.to_string())?;
 
+    let authz =
+        apiserver::authz::Authorizer::from_flags(&flags.authorization_mode, flags.authorization_policy_file.as_deref())
+            .map_err(|e| e.to_string())?;
     let served = Arc::new(ServedTypes::default());
     let controller = Controller::new(store.clone(), served.clone()).map_err(|e| e.to_string())?;
     tokio::spawn(controller.clone().run());
@@ -86,6 +89,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         watches: Default::default(),
         max_watches: flags.max_watches,
         request_headers,
+        authz,
     });
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;

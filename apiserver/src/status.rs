@@ -82,6 +82,12 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 403 Forbidden with the resource in `details`.
+    pub fn forbidden_on(message: String, group: &str, resource: &str, name: &str) -> Self {
+        let t = Target { group: group.into(), resource: resource.into(), name: name.into() };
+        Self::new(403, "Forbidden", message).with_target(&t)
+    }
+
     /// 404 NotFound for an object.
     pub fn not_found(t: &Target) -> Self {
         Self::new(404, "NotFound", format!("{} \"{}\" not found", t.qualified(), t.name)).with_target(t)

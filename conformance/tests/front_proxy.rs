@@ -80,3 +80,55 @@ fn front_proxy_headers_only_from_the_front_proxy() {
     assert_eq!(s.curl_as(true, &[], "/version").code, 200);
     assert_eq!(s.curl_as(true, &[], "/apis").code, 401);
 }
+
+/// `--authorization-mode=Policy`: rules from a file; system:masters always;
+/// discovery open to every authenticated user; denials name user, verb, resource.
+#[test]
+fn a_policy_file_authorizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "alice-token,alice,1\nbob-token,bob,2,\"admins\"\n").unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "rules:\n- users: [alice]\n  verbs: [get, list, watch]\n  apiGroups: [prsn.io]\n  resources: [mysqldbs]\n  namespaces: [default]\n- groups: [admins]\n  verbs: ['*']\n  apiGroups: ['*']\n  resources: ['*']\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--token-auth-file",
+        tokens.to_str().unwrap(),
+        "--authorization-mode",
+        "Policy",
+        "--authorization-policy-file",
+        policy.to_str().unwrap(),
+    ];
+    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap();
+    common::create_tpr(&s, "mysql-db.prsn.io", &["v1"]); // the admin token is system:masters
+    let as_user = |token: &str, args: &[&str], path: &str| {
+        let auth = format!("Authorization: Bearer {token}");
+        let mut all = vec!["-H", auth.as_str()];
+        all.extend_from_slice(args);
+        s.curl_as(true, &all, path)
+    };
+    let dbs = "/apis/prsn.io/v1/namespaces/default/mysqldbs";
+    let body = r#"{"metadata":{"name":"a"}}"#;
+    let create = ["-H", "Content-Type: application/json", "-d", body];
+    assert_eq!(as_user("bob-token", &create, dbs).code, 201, "bob is in admins");
+    assert_eq!(as_user("alice-token", &[], dbs).code, 200, "alice may list in default");
+    assert_eq!(as_user("alice-token", &[], &format!("{dbs}/a")).code, 200);
+    let out = as_user("alice-token", &create, dbs);
+    assert_eq!((out.code, json(&out)["reason"].as_str()), (403, Some("Forbidden")), "{}", out.body);
+    assert_eq!(
+        json(&out)["message"],
+        "mysqldbs.prsn.io is forbidden: User \"alice\" cannot create resource \"mysqldbs\" in API group \"prsn.io\" in the namespace \"default\""
+    );
+    let out = as_user("alice-token", &[], "/apis/prsn.io/v1/namespaces/other/mysqldbs");
+    assert_eq!(out.code, 403, "{}", out.body);
+    let out = as_user("alice-token", &[], "/apis/extensions/v1beta1/thirdpartyresources");
+    assert!(json(&out)["message"].as_str().unwrap().ends_with("at the cluster scope"), "{}", out.body);
+    assert_eq!(as_user("alice-token", &[], "/apis").code, 200, "discovery is open to authenticated users");
+    assert_eq!(as_user("nobody", &[], dbs).code, 401);
+}

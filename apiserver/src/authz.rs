@@ -1,0 +1,195 @@
+//! Authorization (`--authorization-mode`): `AlwaysAllow`, or `Policy` — a
+//! static rules file for standalone use (`--authorization-policy-file`).
+//! Group `system:masters` is always allowed. Discovery and OpenAPI documents
+//! are open to every authenticated user, as kube-apiserver's default
+//! `system:discovery` binding makes them. A denial is a 403 naming the user,
+//! the verb and the resource, worded as kube-apiserver words it.
+//!
+//! The policy file (YAML or JSON):
+//!
+//! ```yaml
+//! rules:
+//!   - users: [alice]            # or groups: [dev]; either may be "*"
+//!     verbs: [get, list, watch] # "*" for every verb
+//!     apiGroups: [prsn.io]      # "*" for every group
+//!     resources: [mysqldbs]     # "*" for every resource
+//!     namespaces: [default]     # absent or "*": every namespace and cluster scope
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::authn::User;
+use crate::status::ApiError;
+
+/// What a request wants to do.
+#[derive(Clone, Debug)]
+pub struct Attributes<'a> {
+    /// get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: &'a str,
+    /// API group ("" for none).
+    pub group: &'a str,
+    /// Resource (plural).
+    pub resource: &'a str,
+    /// Namespace, if namespaced.
+    pub namespace: Option<&'a str>,
+    /// Object name, if one.
+    pub name: Option<&'a str>,
+}
+
+/// One rule of the policy file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    verbs: Vec<String>,
+    #[serde(default)]
+    api_groups: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    namespaces: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    rules: Vec<Rule>,
+}
+
+fn any_of(list: &[String], value: &str) -> bool {
+    list.iter().any(|v| v == "*" || v == value)
+}
+
+impl Rule {
+    fn allows(&self, user: &User, a: &Attributes<'_>) -> bool {
+        let who = any_of(&self.users, &user.name) || user.groups.iter().any(|g| any_of(&self.groups, g));
+        let namespace_ok = self.namespaces.is_empty()
+            || self.namespaces.iter().any(|n| n == "*")
+            || a.namespace.is_some_and(|ns| any_of(&self.namespaces, ns));
+        who && any_of(&self.verbs, a.verb)
+            && any_of(&self.api_groups, a.group)
+            && any_of(&self.resources, a.resource)
+            && namespace_ok
+    }
+}
+
+/// Why authorization could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    /// The policy file could not be read or parsed.
+    #[error("{path}: {message}")]
+    Policy {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An unknown mode or a missing file.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The configured authorizer.
+#[derive(Clone, Debug)]
+pub enum Authorizer {
+    /// Everything authenticated is allowed.
+    AlwaysAllow,
+    /// The rules of a policy file.
+    Policy(Vec<Rule>),
+}
+
+impl Authorizer {
+    /// From `--authorization-mode` and `--authorization-policy-file`.
+    pub fn from_flags(mode: &str, policy_file: Option<&Path>) -> Result<Self, AuthzError> {
+        match mode {
+            "AlwaysAllow" => Ok(Authorizer::AlwaysAllow),
+            "Policy" => {
+                let path = policy_file.ok_or_else(|| {
+                    AuthzError::Config("--authorization-mode=Policy needs --authorization-policy-file".into())
+                })?;
+                let err = |message: String| AuthzError::Policy { path: path.display().to_string(), message };
+                let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+                let file: PolicyFile = serde_norway::from_slice(&text).map_err(|e| err(e.to_string()))?;
+                Ok(Authorizer::Policy(file.rules))
+            }
+            other => {
+                Err(AuthzError::Config(format!("--authorization-mode must be AlwaysAllow or Policy, not {other:?}")))
+            }
+        }
+    }
+
+    /// Allows the request, or answers 403.
+    pub fn authorize(&self, user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
+        if user.groups.iter().any(|g| g == "system:masters") {
+            return Ok(());
+        }
+        let allowed = match self {
+            Authorizer::AlwaysAllow => true,
+            Authorizer::Policy(rules) => rules.iter().any(|r| r.allows(user, a)),
+        };
+        if allowed {
+            return Ok(());
+        }
+        let qualified = if a.group.is_empty() { a.resource.to_string() } else { format!("{}.{}", a.resource, a.group) };
+        let subject = match a.name {
+            Some(n) => format!("{qualified} \"{n}\""),
+            None => qualified,
+        };
+        let scope = match a.namespace {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".into(),
+        };
+        Err(ApiError::forbidden_on(
+            format!(
+                "{subject} is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
+                user.name, a.verb, a.resource, a.group
+            ),
+            a.group,
+            a.resource,
+            a.name.unwrap_or(""),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, groups: &[&str]) -> User {
+        User { name: name.into(), groups: groups.iter().map(|g| g.to_string()).collect(), ..Default::default() }
+    }
+
+    fn attrs<'a>(verb: &'a str, namespace: Option<&'a str>) -> Attributes<'a> {
+        Attributes { verb, group: "prsn.io", resource: "mysqldbs", namespace, name: None }
+    }
+
+    #[test]
+    fn policy_rules() {
+        let yaml = "rules:\n- users: [alice]\n  verbs: [get, list, watch]\n  apiGroups: [prsn.io]\n  resources: [mysqldbs]\n  namespaces: [default]\n- groups: [admins]\n  verbs: ['*']\n  apiGroups: ['*']\n  resources: ['*']\n";
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let a = Authorizer::from_flags("Policy", Some(&file)).unwrap();
+        let alice = user("alice", &[]);
+        assert!(a.authorize(&alice, &attrs("list", Some("default"))).is_ok());
+        assert!(a.authorize(&alice, &attrs("list", Some("other"))).is_err());
+        assert!(a.authorize(&alice, &attrs("list", None)).is_err(), "namespaces given: not cluster-wide");
+        let e = a.authorize(&alice, &attrs("create", Some("default"))).unwrap_err();
+        assert_eq!(e.code, 403);
+        assert_eq!(
+            e.message,
+            "mysqldbs.prsn.io is forbidden: User \"alice\" cannot create resource \"mysqldbs\" in API group \"prsn.io\" in the namespace \"default\""
+        );
+        assert!(a.authorize(&user("bob", &["admins"]), &attrs("delete", None)).is_ok());
+        assert!(a.authorize(&user("root", &["system:masters"]), &attrs("delete", None)).is_ok());
+        std::fs::write(&file, "rules:\n- users: [x]\n  colour: red\n").unwrap();
+        assert!(Authorizer::from_flags("Policy", Some(&file)).is_err());
+        assert!(Authorizer::from_flags("Webhooks", None).is_err());
+    }
+}
