@@ -64,6 +64,9 @@ pub struct Flags {
     /// The rules of `--authorization-mode=Policy` (YAML; see the authz module).
     #[arg(long)]
     pub authorization_policy_file: Option<PathBuf>,
+    /// Append one JSON line per request to this file (the audit log).
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
     /// Bearer tokens: CSV lines `token,user,uid[,"group1,group2"]`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,

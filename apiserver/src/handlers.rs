@@ -15,6 +15,7 @@ use crate::authn::{Authenticator, Peer, RequestHeaders, User};
 use crate::field_validation::FieldValidation;
 use crate::http::{self as h, Body};
 use crate::managed_fields;
+use crate::observe::RequestInfo;
 use crate::patch::Patch;
 use crate::registry::{self, meta_str, Preconditions, Scope};
 use crate::resources::ServedTypes;
@@ -44,6 +45,16 @@ pub struct App {
     pub request_headers: RequestHeaders,
     /// Authorization.
     pub authz: crate::authz::Authorizer,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: crate::observe::Metrics,
+    /// The audit log, if `--audit-log-path` is set.
+    pub audit: Option<crate::observe::AuditLog>,
+}
+
+/// Who asks, and what the request turned out to be (filled in by routing).
+struct Caller<'a> {
+    user: &'a User,
+    info: &'a mut RequestInfo,
 }
 
 /// `kubectl auth whoami`: who the server takes the caller for.
@@ -68,9 +79,22 @@ const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Answers one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
-    let resp = answer(&app, parts, &mut body, peer).await;
+    let uri = parts.uri.to_string();
+    let mut info = RequestInfo { verb: parts.method.as_str().to_ascii_lowercase(), ..Default::default() };
+    let mut user = None;
+    let mut resp = answer(&app, parts, &mut body, peer, &mut info, &mut user).await;
+    let code = resp.status().as_u16();
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Ok(v) = http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("audit-id", v);
+    }
+    app.metrics.observe(&info, code, started.elapsed());
+    if let Some(audit) = &app.audit {
+        audit.record(&id, user.as_ref(), &info, &uri, code, started.elapsed());
+    }
     // A body nobody read is drained in the background (bounded): dropping it
     // would make HTTP/2 reset the stream before the client sees the answer.
     if let Some(unread) = body {
@@ -79,7 +103,14 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Respon
     resp
 }
 
-async fn answer(app: &App, parts: http::request::Parts, body: &mut Option<Incoming>, peer: Peer) -> Response<Body> {
+async fn answer(
+    app: &App,
+    parts: http::request::Parts,
+    body: &mut Option<Incoming>,
+    peer: Peer,
+    info: &mut RequestInfo,
+    user_out: &mut Option<User>,
+) -> Response<Body> {
     let path = parts.uri.path().to_string();
     if let Some(resp) = public(app, &path).await {
         return resp;
@@ -95,8 +126,12 @@ async fn answer(app: &App, parts: http::request::Parts, body: &mut Option<Incomi
     let Some(user) = user else {
         return h::error(&ApiError::unauthorized());
     };
+    *user_out = Some(user.clone());
     if parts.uri.path() == "/apis/authentication.k8s.io/v1/selfsubjectreviews" && parts.method == Method::POST {
         return h::json(StatusCode::CREATED, &self_subject_review(&user));
+    }
+    if parts.uri.path() == "/metrics" {
+        return h::text(StatusCode::OK, app.metrics.encode());
     }
     if !h::accepts_json(&parts) {
         let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -104,7 +139,7 @@ async fn answer(app: &App, parts: http::request::Parts, body: &mut Option<Incomi
             "only the following media types are accepted: application/json (Accept: {accept})"
         )));
     }
-    match route(app, parts, body, &user).await {
+    match route(app, parts, body, &mut Caller { user: &user, info }).await {
         Ok(resp) => resp,
         Err(e) => h::error(&e),
     }
@@ -130,7 +165,7 @@ async fn route(
     app: &App,
     parts: http::request::Parts,
     body: &mut Option<Incoming>,
-    user: &User,
+    caller: &mut Caller<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -197,7 +232,7 @@ async fn route(
         return Err(ApiError::no_route(&path));
     }
     let scope = Scope { rt: &rt, version: &version, namespace };
-    let mut resp = serve(app, parts, body, scope, name, watch_path, user).await?;
+    let mut resp = serve(app, parts, body, scope, name, watch_path, caller).await?;
     if let Some(w) = warning {
         h::warn(&mut resp, &w);
     }
@@ -211,7 +246,7 @@ async fn serve(
     scope: Scope<'_>,
     name: Option<&str>,
     watch_path: bool,
-    user: &User,
+    caller: &mut Caller<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let q = h::query(&parts.uri);
     let rt = scope.rt;
@@ -246,9 +281,20 @@ async fn serve(
     };
     let attributes =
         crate::authz::Attributes { verb, group: &rt.group, resource: &rt.plural, namespace: scope.namespace, name };
-    app.authz.authorize(user, &attributes)?;
+    *caller.info = RequestInfo {
+        verb: verb.into(),
+        group: rt.group.clone(),
+        version: scope.version.to_string(),
+        resource: rt.plural.clone(),
+        namespace: scope.namespace.unwrap_or_default().to_string(),
+        name: name.unwrap_or_default().to_string(),
+    };
+    app.authz.authorize(caller.user, &attributes)?;
     match (method, name) {
-        (Method::GET, _) if wants_watch => watch(app, scope, name, &q, table_output(&parts, &q, is_tpr)?).await,
+        (Method::GET, _) if wants_watch => {
+            let gauge = app.metrics.watch_opened(caller.info);
+            watch(app, scope, name, &q, table_output(&parts, &q, is_tpr)?, gauge).await
+        }
         (Method::GET, Some(name)) => {
             let obj = registry::get_cached(scope, name, read_revision(&q)?).await?;
             match table_output(&parts, &q, is_tpr)? {
@@ -625,6 +671,7 @@ async fn watch(
     name: Option<&str>,
     q: &std::collections::HashMap<String, String>,
     table: Option<watch::TableOutput>,
+    gauge: crate::observe::WatchGauge,
 ) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let mut fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
@@ -665,6 +712,7 @@ async fn watch(
         shutdown: app.shutdown.clone(),
         slot,
         table,
+        gauge: Some(gauge),
     };
     Ok(watch::respond(watcher, params))
 }

@@ -18,6 +18,7 @@
 //! - [`tpr`]: ThirdPartyResource validation and the controller of served types.
 //! - [`resources`]: the served types and their watch caches.
 //! - [`docs`]: discovery documents, `/version` and the root path list.
+//! - [`observe`]: request info, Prometheus metrics, the audit log.
 //! - [`status`]: errors and their `Status` responses (the one mapping place).
 //! - [`http`]: response bodies, bounded request bodies, query parameters.
 //! - [`backend`], [`kubeconfig`], [`files`], [`logging`]: start-up pieces.
@@ -37,6 +38,7 @@ pub mod kubeconfig;
 pub mod logging;
 pub mod managed_fields;
 pub mod meta;
+pub mod observe;
 pub mod patch;
 pub mod registry;
 pub mod resources;

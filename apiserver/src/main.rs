@@ -60,6 +60,12 @@ async fn run(flags: Flags) -> Result<(), String> {
     let authz =
         apiserver::authz::Authorizer::from_flags(&flags.authorization_mode, flags.authorization_policy_file.as_deref())
             .map_err(|e| e.to_string())?;
+    let audit = match &flags.audit_log_path {
+        Some(path) => {
+            Some(apiserver::observe::AuditLog::open(path).map_err(|e| format!("audit log {}: {e}", path.display()))?)
+        }
+        None => None,
+    };
     let served = Arc::new(ServedTypes::default());
     let controller = Controller::new(store.clone(), served.clone()).map_err(|e| e.to_string())?;
     tokio::spawn(controller.clone().run());
@@ -90,6 +96,8 @@ async fn run(flags: Flags) -> Result<(), String> {
         max_watches: flags.max_watches,
         request_headers,
         authz,
+        metrics: Default::default(),
+        audit,
     });
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;

@@ -38,6 +38,8 @@ pub struct WatchParams {
     pub slot: WatchSlot,
     /// Send each object as a one-row Table (`kubectl get -w`).
     pub table: Option<TableOutput>,
+    /// Counts this watch in `apiserver_longrunning_requests` while it is open.
+    pub gauge: Option<crate::observe::WatchGauge>,
 }
 
 /// Objects answered as Tables (see [`discovery::table`]).

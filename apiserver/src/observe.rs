@@ -1,0 +1,210 @@
+//! Observability: what a request was ([`RequestInfo`]), Prometheus metrics
+//! named like kube-apiserver's (`/metrics`), and the audit log
+//! (`--audit-log-path`, one JSON line per request).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+use crate::authn::User;
+
+/// What a request was, for metrics and the audit log (kube's RequestInfo).
+#[derive(Clone, Debug, Default)]
+pub struct RequestInfo {
+    /// get, list, watch, create, update, patch, delete, deletecollection; the
+    /// lower-cased method for other paths.
+    pub verb: String,
+    /// API group.
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Resource (plural); empty for other paths.
+    pub resource: String,
+    /// Namespace, if any.
+    pub namespace: String,
+    /// Object name, if any.
+    pub name: String,
+}
+
+/// Labels of the request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    group: String,
+    version: String,
+    resource: String,
+    code: String,
+}
+
+/// Labels of the latency histogram and the watch gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    verb: String,
+    group: String,
+    version: String,
+    resource: String,
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<ResourceLabels, Histogram>,
+    watches: Family<ResourceLabels, Gauge>,
+}
+
+/// kube-apiserver's latency buckets (seconds).
+const BUCKETS: [f64; 23] = [
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0,
+    45.0, 60.0,
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations =
+            Family::<ResourceLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS.iter().copied()));
+        let watches = Family::<ResourceLabels, Gauge>::default();
+        registry.register("apiserver_request", "Requests by verb, group, version, resource and code", requests.clone());
+        registry.register(
+            "apiserver_request_duration_seconds",
+            "Response latency by verb, group, version and resource (watches: until the response began)",
+            durations.clone(),
+        );
+        registry.register(
+            "apiserver_longrunning_requests",
+            "Open long-running requests (watches) by group, version and resource",
+            watches.clone(),
+        );
+        Metrics { registry, requests, durations, watches }
+    }
+}
+
+impl Metrics {
+    /// Counts a finished request.
+    pub fn observe(&self, info: &RequestInfo, code: u16, latency: Duration) {
+        let labels = RequestLabels {
+            verb: info.verb.to_ascii_uppercase(),
+            group: info.group.clone(),
+            version: info.version.clone(),
+            resource: info.resource.clone(),
+            code: code.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.durations.get_or_create(&resource_labels(info)).observe(latency.as_secs_f64());
+    }
+
+    /// One more open watch of `info`'s resource; the guard counts it down.
+    pub fn watch_opened(&self, info: &RequestInfo) -> WatchGauge {
+        let gauge = self.watches.get_or_create(&resource_labels(info)).clone();
+        gauge.inc();
+        WatchGauge(gauge)
+    }
+
+    /// The Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn resource_labels(info: &RequestInfo) -> ResourceLabels {
+    ResourceLabels {
+        verb: info.verb.to_ascii_uppercase(),
+        group: info.group.clone(),
+        version: info.version.clone(),
+        resource: info.resource.clone(),
+    }
+}
+
+/// Counts an open watch down when dropped.
+pub struct WatchGauge(Gauge);
+
+impl Drop for WatchGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The audit log: one JSON line per request, appended.
+pub struct AuditLog {
+    file: Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl AuditLog {
+    /// Opens (appends to) `path`.
+    pub fn open(path: &Path) -> std::io::Result<AuditLog> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(AuditLog { file: Mutex::new(std::io::BufWriter::new(file)) })
+    }
+
+    /// Writes one request's line.
+    pub fn record(&self, id: &str, user: Option<&User>, info: &RequestInfo, uri: &str, code: u16, latency: Duration) {
+        let line = json!({
+            "time": crate::meta::now_rfc3339(),
+            "auditID": id,
+            "user": user.map(|u| u.name.as_str()).unwrap_or("system:anonymous"),
+            "groups": user.map(|u| u.groups.clone()).unwrap_or_default(),
+            "verb": info.verb,
+            "group": info.group,
+            "version": info.version,
+            "resource": info.resource,
+            "namespace": info.namespace,
+            "name": info.name,
+            "requestURI": uri,
+            "code": code,
+            "latencyMs": latency.as_secs_f64() * 1e3,
+        });
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if writeln!(file, "{line}").and_then(|_| file.flush()).is_err() {
+            tracing::warn!("cannot write the audit log");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_in_text_format() {
+        let m = Metrics::default();
+        let info = RequestInfo {
+            verb: "list".into(),
+            group: "prsn.io".into(),
+            version: "v1".into(),
+            resource: "mysqldbs".into(),
+            ..Default::default()
+        };
+        m.observe(&info, 200, Duration::from_millis(3));
+        let gauge = m.watch_opened(&RequestInfo { verb: "watch".into(), ..info.clone() });
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"apiserver_request_total{verb="LIST",group="prsn.io",version="v1",resource="mysqldbs",code="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("apiserver_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains(
+                r#"apiserver_longrunning_requests{verb="WATCH",group="prsn.io",version="v1",resource="mysqldbs"} 1"#
+            ),
+            "{text}"
+        );
+        drop(gauge);
+        assert!(m.encode().contains(r#"resource="mysqldbs"} 0"#));
+    }
+}
