@@ -92,6 +92,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Respon
         resp.headers_mut().insert("audit-id", v);
     }
     app.metrics.observe(&info, code, started.elapsed());
+    tracing::debug!(
+        request_id = %id,
+        user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("system:anonymous"),
+        verb = %info.verb,
+        uri = %uri,
+        code,
+        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
     if let Some(audit) = &app.audit {
         audit.record(&id, user.as_ref(), &info, &uri, code, started.elapsed());
     }
