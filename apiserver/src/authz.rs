@@ -1,5 +1,7 @@
-//! Authorization (`--authorization-mode`): `AlwaysAllow`, or `Policy` — a
-//! static rules file for standalone use (`--authorization-policy-file`).
+//! Authorization (`--authorization-mode`): `AlwaysAllow`; `Policy` — a
+//! static rules file for standalone use (`--authorization-policy-file`); or
+//! `Webhook` — SubjectAccessReviews against the host cluster
+//! ([`crate::delegated::AccessReviewer`]).
 //! Group `system:masters` is always allowed. Discovery and OpenAPI documents
 //! are open to every authenticated user, as kube-apiserver's default
 //! `system:discovery` binding makes them. A denial is a 403 naming the user,
@@ -30,6 +32,8 @@ pub struct Attributes<'a> {
     pub verb: &'a str,
     /// API group ("" for none).
     pub group: &'a str,
+    /// API version.
+    pub version: &'a str,
     /// Resource (plural).
     pub resource: &'a str,
     /// Namespace, if namespaced.
@@ -96,19 +100,29 @@ pub enum AuthzError {
 }
 
 /// The configured authorizer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Authorizer {
     /// Everything authenticated is allowed.
     AlwaysAllow,
     /// The rules of a policy file.
     Policy(Vec<Rule>),
+    /// The host cluster decides.
+    Webhook(std::sync::Arc<crate::delegated::AccessReviewer>),
 }
 
 impl Authorizer {
-    /// From `--authorization-mode` and `--authorization-policy-file`.
-    pub fn from_flags(mode: &str, policy_file: Option<&Path>) -> Result<Self, AuthzError> {
+    /// From `--authorization-mode` and `--authorization-policy-file`; `webhook`
+    /// is the host cluster's reviewer (from `--authorization-kubeconfig`).
+    pub fn from_flags(
+        mode: &str,
+        policy_file: Option<&Path>,
+        webhook: Option<std::sync::Arc<crate::delegated::AccessReviewer>>,
+    ) -> Result<Self, AuthzError> {
         match mode {
             "AlwaysAllow" => Ok(Authorizer::AlwaysAllow),
+            "Webhook" => webhook.map(Authorizer::Webhook).ok_or_else(|| {
+                AuthzError::Config("--authorization-mode=Webhook needs --authorization-kubeconfig".into())
+            }),
             "Policy" => {
                 let path = policy_file.ok_or_else(|| {
                     AuthzError::Config("--authorization-mode=Policy needs --authorization-policy-file".into())
@@ -118,20 +132,24 @@ impl Authorizer {
                 let file: PolicyFile = serde_norway::from_slice(&text).map_err(|e| err(e.to_string()))?;
                 Ok(Authorizer::Policy(file.rules))
             }
-            other => {
-                Err(AuthzError::Config(format!("--authorization-mode must be AlwaysAllow or Policy, not {other:?}")))
-            }
+            other => Err(AuthzError::Config(format!(
+                "--authorization-mode must be AlwaysAllow, Policy or Webhook, not {other:?}"
+            ))),
         }
     }
 
-    /// Allows the request, or answers 403.
-    pub fn authorize(&self, user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
+    /// Allows the request, or answers 403 (500 when the host cluster cannot be asked).
+    pub async fn authorize(&self, user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
         if user.groups.iter().any(|g| g == "system:masters") {
             return Ok(());
         }
         let allowed = match self {
             Authorizer::AlwaysAllow => true,
             Authorizer::Policy(rules) => rules.iter().any(|r| r.allows(user, a)),
+            Authorizer::Webhook(reviewer) => reviewer
+                .allowed(user, a, a.version)
+                .await
+                .map_err(|e| ApiError::internal(format!("authorization: {e}")))?,
         };
         if allowed {
             return Ok(());
@@ -166,30 +184,31 @@ mod tests {
     }
 
     fn attrs<'a>(verb: &'a str, namespace: Option<&'a str>) -> Attributes<'a> {
-        Attributes { verb, group: "prsn.io", resource: "mysqldbs", namespace, name: None }
+        Attributes { verb, group: "prsn.io", version: "v1", resource: "mysqldbs", namespace, name: None }
     }
 
-    #[test]
-    fn policy_rules() {
+    #[tokio::test]
+    async fn policy_rules() {
         let yaml = "rules:\n- users: [alice]\n  verbs: [get, list, watch]\n  apiGroups: [prsn.io]\n  resources: [mysqldbs]\n  namespaces: [default]\n- groups: [admins]\n  verbs: ['*']\n  apiGroups: ['*']\n  resources: ['*']\n";
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("policy.yaml");
         std::fs::write(&file, yaml).unwrap();
-        let a = Authorizer::from_flags("Policy", Some(&file)).unwrap();
+        let a = Authorizer::from_flags("Policy", Some(&file), None).unwrap();
         let alice = user("alice", &[]);
-        assert!(a.authorize(&alice, &attrs("list", Some("default"))).is_ok());
-        assert!(a.authorize(&alice, &attrs("list", Some("other"))).is_err());
-        assert!(a.authorize(&alice, &attrs("list", None)).is_err(), "namespaces given: not cluster-wide");
-        let e = a.authorize(&alice, &attrs("create", Some("default"))).unwrap_err();
+        assert!(a.authorize(&alice, &attrs("list", Some("default"))).await.is_ok());
+        assert!(a.authorize(&alice, &attrs("list", Some("other"))).await.is_err());
+        assert!(a.authorize(&alice, &attrs("list", None)).await.is_err(), "namespaces given: not cluster-wide");
+        let e = a.authorize(&alice, &attrs("create", Some("default"))).await.unwrap_err();
         assert_eq!(e.code, 403);
         assert_eq!(
             e.message,
             "mysqldbs.prsn.io is forbidden: User \"alice\" cannot create resource \"mysqldbs\" in API group \"prsn.io\" in the namespace \"default\""
         );
-        assert!(a.authorize(&user("bob", &["admins"]), &attrs("delete", None)).is_ok());
-        assert!(a.authorize(&user("root", &["system:masters"]), &attrs("delete", None)).is_ok());
+        assert!(a.authorize(&user("bob", &["admins"]), &attrs("delete", None)).await.is_ok());
+        assert!(a.authorize(&user("root", &["system:masters"]), &attrs("delete", None)).await.is_ok());
         std::fs::write(&file, "rules:\n- users: [x]\n  colour: red\n").unwrap();
-        assert!(Authorizer::from_flags("Policy", Some(&file)).is_err());
-        assert!(Authorizer::from_flags("Webhooks", None).is_err());
+        assert!(Authorizer::from_flags("Policy", Some(&file), None).is_err());
+        assert!(Authorizer::from_flags("Webhooks", None, None).is_err());
+        assert!(Authorizer::from_flags("Webhook", None, None).is_err(), "Webhook needs a kubeconfig");
     }
 }

@@ -58,7 +58,14 @@ pub struct Flags {
     /// Prefixes of headers carrying extra user information.
     #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
     pub requestheader_extra_headers_prefix: Vec<String>,
-    /// Authorization: `AlwaysAllow`, or `Policy` (rules from --authorization-policy-file).
+    /// Kubeconfig of the host cluster for TokenReviews of bearer tokens this server does not know.
+    #[arg(long)]
+    pub authentication_kubeconfig: Option<PathBuf>,
+    /// Kubeconfig of the host cluster for SubjectAccessReviews (`--authorization-mode=Webhook`).
+    #[arg(long)]
+    pub authorization_kubeconfig: Option<PathBuf>,
+    /// Authorization: `AlwaysAllow`, `Policy` (rules from --authorization-policy-file) or
+    /// `Webhook` (SubjectAccessReviews with --authorization-kubeconfig).
     #[arg(long, default_value = "AlwaysAllow")]
     pub authorization_mode: String,
     /// The rules of `--authorization-mode=Policy` (YAML; see the authz module).

@@ -49,6 +49,8 @@ pub struct App {
     pub metrics: crate::observe::Metrics,
     /// The audit log, if `--audit-log-path` is set.
     pub audit: Option<crate::observe::AuditLog>,
+    /// TokenReviews with the host cluster, if `--authentication-kubeconfig` is set.
+    pub token_reviewer: Option<crate::delegated::TokenReviewer>,
 }
 
 /// Who asks, and what the request turned out to be (filled in by routing).
@@ -132,6 +134,11 @@ async fn answer(
         Peer::None => None,
     }
     .or_else(|| app.authn.bearer(bearer));
+    // A token this server does not know: ask the host cluster.
+    let user = match (user, &app.token_reviewer, bearer.and_then(|b| b.strip_prefix("Bearer "))) {
+        (None, Some(reviewer), Some(token)) if !token.trim().is_empty() => reviewer.review(token.trim()).await,
+        (user, _, _) => user,
+    };
     let Some(user) = user else {
         return h::error(&ApiError::unauthorized());
     };
@@ -288,8 +295,14 @@ async fn serve(
         (&Method::DELETE, None) => "deletecollection",
         _ => "unknown",
     };
-    let attributes =
-        crate::authz::Attributes { verb, group: &rt.group, resource: &rt.plural, namespace: scope.namespace, name };
+    let attributes = crate::authz::Attributes {
+        verb,
+        group: &rt.group,
+        version: scope.version,
+        resource: &rt.plural,
+        namespace: scope.namespace,
+        name,
+    };
     *caller.info = RequestInfo {
         verb: verb.into(),
         group: rt.group.clone(),
@@ -298,7 +311,7 @@ async fn serve(
         namespace: scope.namespace.unwrap_or_default().to_string(),
         name: name.unwrap_or_default().to_string(),
     };
-    app.authz.authorize(caller.user, &attributes)?;
+    app.authz.authorize(caller.user, &attributes).await?;
     match (method, name) {
         (Method::GET, _) if wants_watch => {
             let gauge = app.metrics.watch_opened(caller.info);

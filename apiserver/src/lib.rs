@@ -6,6 +6,7 @@
 //! - [`server`]: the accept loop (TLS, HTTP/1.1 and HTTP/2); shutdown is a future.
 //! - [`batched_io`]: gathers a connection's writes into fewer TLS records.
 //! - [`authn`]: front-proxy headers, client certificates, bearer tokens.
+//! - [`delegated`]: TokenReview and SubjectAccessReview with the host cluster, cached.
 //! - [`authz`]: AlwaysAllow or a static policy file; 403 naming user, verb, resource.
 //! - [`handlers`]: public paths, then routing of `/apis/...` to the verbs.
 //! - [`registry`]: create, get, update, delete of objects on the store.
@@ -28,6 +29,7 @@ pub mod authn;
 pub mod authz;
 pub mod backend;
 pub mod batched_io;
+pub mod delegated;
 pub mod docs;
 pub mod field_validation;
 pub mod files;

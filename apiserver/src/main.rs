@@ -57,9 +57,26 @@ async fn run(flags: Flags) -> Result<(), String> {
     let (authn, admin_token) =
         Authenticator::load(flags.token_auth_file.as_deref(), &flags.data_dir).map_err(|e| e.to_string())?;
 
-    let authz =
-        apiserver::authz::Authorizer::from_flags(&flags.authorization_mode, flags.authorization_policy_file.as_deref())
-            .map_err(|e| e.to_string())?;
+    // kube's rustls client (delegation to the host cluster) uses the process-wide provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let webhook = match &flags.authorization_kubeconfig {
+        Some(path) => Some(Arc::new(apiserver::delegated::AccessReviewer::new(
+            apiserver::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?,
+        ))),
+        None => None,
+    };
+    let token_reviewer = match &flags.authentication_kubeconfig {
+        Some(path) => Some(apiserver::delegated::TokenReviewer::new(
+            apiserver::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
+    let authz = apiserver::authz::Authorizer::from_flags(
+        &flags.authorization_mode,
+        flags.authorization_policy_file.as_deref(),
+        webhook,
+    )
+    .map_err(|e| e.to_string())?;
     let audit = match &flags.audit_log_path {
         Some(path) => {
             Some(apiserver::observe::AuditLog::open(path).map_err(|e| format!("audit log {}: {e}", path.display()))?)
@@ -98,6 +115,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         authz,
         metrics: Default::default(),
         audit,
+        token_reviewer,
     });
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;

@@ -132,3 +132,52 @@ fn a_policy_file_authorizes() {
     assert_eq!(as_user("alice-token", &[], "/apis").code, 200, "discovery is open to authenticated users");
     assert_eq!(as_user("nobody", &[], dbs).code, 401);
 }
+
+/// Delegation to the host cluster: unknown bearer tokens are checked with a
+/// TokenReview, requests authorized with a SubjectAccessReview
+/// (`--authorization-mode=Webhook`); both answers are cached briefly.
+#[test]
+fn token_review_and_subject_access_review_with_the_host_cluster() {
+    let policy: testkit::Policy = std::sync::Arc::new(|user: &str, verb: &str, _resource: &str| {
+        user == "carol" && matches!(verb, "get" | "list" | "watch")
+    });
+    let host = testkit::FakeKube::start(policy).unwrap();
+    let kubeconfig = host.kubeconfig().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--authentication-kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--authorization-mode",
+        "Webhook",
+        "--authorization-kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap();
+    common::create_tpr(&s, "mysql-db.prsn.io", &["v1"]); // the admin token: system:masters, no review
+    let as_token = |token: &str, extra: &[&str], path: &str| {
+        let auth = format!("Authorization: Bearer {token}");
+        let mut all = vec!["-H", auth.as_str()];
+        all.extend_from_slice(extra);
+        s.curl_as(true, &all, path)
+    };
+    let out = as_token("carol-token", &["-X", "POST", "-H", "Content-Type: application/json", "-d", "{}"], WHOAMI);
+    let info = &json(&out)["status"]["userInfo"];
+    assert_eq!((info["username"].as_str(), info["groups"][0].as_str()), (Some("carol"), Some("reviewed")), "{out:?}");
+    assert_eq!(info["extra"]["via"], serde_json::json!(["tokenreview"]));
+    let dbs = "/apis/prsn.io/v1/namespaces/default/mysqldbs";
+    assert_eq!(as_token("carol-token", &[], dbs).code, 200, "the host allows carol to list");
+    let out =
+        as_token("carol-token", &["-H", "Content-Type: application/json", "-d", r#"{"metadata":{"name":"x"}}"#], dbs);
+    assert_eq!(out.code, 403, "the host denies carol's create: {}", out.body);
+    assert!(json(&out)["message"].as_str().unwrap().contains("User \"carol\" cannot create resource \"mysqldbs\""));
+    assert_eq!(as_token("dave-token", &[], dbs).code, 403, "dave is known but not allowed");
+    assert_eq!(as_token("garbage", &[], dbs).code, 401);
+    // Cached: repeating the same requests asks the host nothing more.
+    let (tokens, accesses) = (host.token_reviews(), host.access_reviews());
+    for _ in 0..3 {
+        assert_eq!(as_token("carol-token", &[], dbs).code, 200);
+    }
+    assert_eq!((host.token_reviews(), host.access_reviews()), (tokens, accesses), "answers are cached");
+}

@@ -4,8 +4,10 @@
 //! child process. Used by every crate's tests and the benches.
 #![forbid(unsafe_code)]
 
+mod fake_kube;
 mod server;
 mod tls;
+pub use fake_kube::{FakeKube, Policy};
 pub use server::{binary as apiserver_binary, CurlOutput, Server};
 pub use tls::TestPki;
 
