@@ -55,6 +55,11 @@ impl HostClient {
         Ok(HostClient { client })
     }
 
+    /// The underlying kube client.
+    pub fn client(self) -> kube::Client {
+        self.client
+    }
+
     async fn create(&self, path: &str, body: &Value) -> Result<Value, DelegationError> {
         let request = http::Request::post(path)
             .header(http::header::CONTENT_TYPE, "application/json")

@@ -71,6 +71,24 @@ pub struct Flags {
     /// The rules of `--authorization-mode=Policy` (YAML; see the authz module).
     #[arg(long)]
     pub authorization_policy_file: Option<PathBuf>,
+    /// Keep an APIService in the host cluster for every served group-version.
+    #[arg(long)]
+    pub register_apiservices: bool,
+    /// Kubeconfig of the host cluster for APIService registration (default: in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of this server's Service (APIService `spec.service`).
+    #[arg(long, default_value = "tpr-system")]
+    pub apiservice_service_namespace: String,
+    /// Name of this server's Service.
+    #[arg(long, default_value = "tpr-apiserver")]
+    pub apiservice_service_name: String,
+    /// Port of this server's Service.
+    #[arg(long, default_value_t = 443)]
+    pub apiservice_service_port: u16,
+    /// CA bundle for the APIServices (default: the CA of the generated serving certificate).
+    #[arg(long)]
+    pub apiservice_ca_file: Option<PathBuf>,
     /// Append one JSON line per request to this file (the audit log).
     #[arg(long)]
     pub audit_log_path: Option<PathBuf>,

@@ -6,6 +6,7 @@
 //! - [`server`]: the accept loop (TLS, HTTP/1.1 and HTTP/2); shutdown is a future.
 //! - [`batched_io`]: gathers a connection's writes into fewer TLS records.
 //! - [`authn`]: front-proxy headers, client certificates, bearer tokens.
+//! - [`apiservices`]: APIService registration in the host cluster.
 //! - [`delegated`]: TokenReview and SubjectAccessReview with the host cluster, cached.
 //! - [`authz`]: AlwaysAllow or a static policy file; 403 naming user, verb, resource.
 //! - [`handlers`]: public paths, then routing of `/apis/...` to the verbs.
@@ -25,6 +26,7 @@
 //! - [`backend`], [`kubeconfig`], [`files`], [`logging`]: start-up pieces.
 #![forbid(unsafe_code)]
 
+pub mod apiservices;
 pub mod authn;
 pub mod authz;
 pub mod backend;

@@ -102,6 +102,27 @@ async fn run(flags: Flags) -> Result<(), String> {
     kubeconfig::write(&kubeconfig_path, &url, &certs.ca_pem, &admin_token)
         .map_err(|e| format!("{}: {e}", kubeconfig_path.display()))?;
 
+    if flags.register_apiservices {
+        let client = match &flags.kubeconfig {
+            Some(path) => apiserver::delegated::HostClient::from_kubeconfig(path).await.map(|h| h.client()),
+            None => kube::Client::try_default().await.map_err(|e| apiserver::delegated::DelegationError::Config {
+                path: "in-cluster".into(),
+                message: e.to_string(),
+            }),
+        }
+        .map_err(|e| format!("--register-apiservices: {e}"))?;
+        let ca_pem = match &flags.apiservice_ca_file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            None => certs.ca_pem.clone(),
+        };
+        let service = apiserver::apiservices::ServiceRef {
+            namespace: flags.apiservice_service_namespace.clone(),
+            name: flags.apiservice_service_name.clone(),
+            port: flags.apiservice_service_port,
+            ca_pem,
+        };
+        tokio::spawn(apiserver::apiservices::run(client, controller.tpr_type().clone(), service));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         store: store.clone(),

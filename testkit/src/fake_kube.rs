@@ -7,10 +7,12 @@
 //! `allow(user, verb, resource)` says. Every review is counted, so that tests
 //! can see the caching of the server under test.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -31,7 +33,26 @@ pub struct FakeKube {
     url: String,
     token_reviews: Arc<AtomicUsize>,
     access_reviews: Arc<AtomicUsize>,
+    apiservices: Arc<Mutex<ApiServices>>,
     _runtime: tokio::runtime::Runtime,
+}
+
+/// The stored APIServices and the revision counter.
+#[derive(Default)]
+struct ApiServices {
+    objects: BTreeMap<String, Value>,
+    revision: u64,
+    /// Every create, update and delete, in order: (create | update | delete, name).
+    writes: Vec<(String, String)>,
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+struct State {
+    policy: Policy,
+    token_reviews: Arc<AtomicUsize>,
+    access_reviews: Arc<AtomicUsize>,
+    apiservices: Arc<Mutex<ApiServices>>,
 }
 
 impl FakeKube {
@@ -55,22 +76,28 @@ impl FakeKube {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let url = format!("https://{}", listener.local_addr()?);
         let (token_reviews, access_reviews) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let counters = (token_reviews.clone(), access_reviews.clone());
+        let apiservices = Arc::new(Mutex::new(ApiServices::default()));
+        let state = State {
+            policy,
+            token_reviews: token_reviews.clone(),
+            access_reviews: access_reviews.clone(),
+            apiservices: apiservices.clone(),
+        };
         runtime.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, policy, counters) = (acceptor.clone(), policy.clone(), counters.clone());
+                let (acceptor, state) = (acceptor.clone(), state.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     let service = hyper::service::service_fn(move |req| {
-                        let (policy, counters) = (policy.clone(), counters.clone());
-                        async move { Ok::<_, Infallible>(answer(req, &policy, &counters).await) }
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(req, &state).await) }
                     });
                     let _ =
                         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
                 });
             }
         });
-        Ok(FakeKube { pki, url, token_reviews, access_reviews, _runtime: runtime })
+        Ok(FakeKube { pki, url, token_reviews, access_reviews, apiservices, _runtime: runtime })
     }
 
     /// Writes a kubeconfig for it (trusting its CA) and returns the path.
@@ -94,14 +121,22 @@ impl FakeKube {
     pub fn access_reviews(&self) -> usize {
         self.access_reviews.load(Ordering::SeqCst)
     }
+
+    /// The stored APIServices by name.
+    pub fn apiservices(&self) -> BTreeMap<String, Value> {
+        self.apiservices.lock().map(|a| a.objects.clone()).unwrap_or_default()
+    }
+
+    /// Every APIService write so far: (create | update | delete, name).
+    pub fn apiservice_writes(&self) -> Vec<(String, String)> {
+        self.apiservices.lock().map(|a| a.writes.clone()).unwrap_or_default()
+    }
 }
 
-async fn answer(
-    req: Request<hyper::body::Incoming>,
-    policy: &Policy,
-    counters: &(Arc<AtomicUsize>, Arc<AtomicUsize>),
-) -> Response<Full<Bytes>> {
+async fn answer(req: Request<hyper::body::Incoming>, state: &State) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
     let authorized = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer fake-kube-token");
     let body: Value = match req.into_body().collect().await {
         Ok(b) => serde_json::from_slice(&b.to_bytes()).unwrap_or(Value::Null),
@@ -121,7 +156,7 @@ async fn answer(
     }
     match path.as_str() {
         "/apis/authentication.k8s.io/v1/tokenreviews" => {
-            counters.0.fetch_add(1, Ordering::SeqCst);
+            state.token_reviews.fetch_add(1, Ordering::SeqCst);
             let token = body.pointer("/spec/token").and_then(Value::as_str).unwrap_or("");
             let status = match token.strip_suffix("-token") {
                 Some(name) if !name.is_empty() => json!({
@@ -135,19 +170,87 @@ async fn answer(
             reply(201, review)
         }
         "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
-            counters.1.fetch_add(1, Ordering::SeqCst);
+            state.access_reviews.fetch_add(1, Ordering::SeqCst);
             let user = body.pointer("/spec/user").and_then(Value::as_str).unwrap_or("");
             let verb = body.pointer("/spec/resourceAttributes/verb").and_then(Value::as_str).unwrap_or("");
             let resource = body.pointer("/spec/resourceAttributes/resource").and_then(Value::as_str).unwrap_or("");
-            let allowed = policy(user, verb, resource);
+            let allowed = (state.policy)(user, verb, resource);
             let mut review = body.clone();
             review["status"] =
                 json!({"allowed": allowed, "reason": if allowed { "allowed by the test policy" } else { "" }});
             reply(201, review)
         }
-        _ => reply(
-            404,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound"}),
-        ),
+        p if p.starts_with(APISERVICES) => {
+            let (code, v) = apiservice(state, &method, p[APISERVICES.len()..].trim_start_matches('/'), &query, body);
+            reply(code, v)
+        }
+        _ => reply(404, status(404, "NotFound", "not found")),
+    }
+}
+
+const APISERVICES: &str = "/apis/apiregistration.k8s.io/v1/apiservices";
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message})
+}
+
+/// APIService storage with kube-apiserver's answers.
+fn apiservice(state: &State, method: &hyper::Method, name: &str, query: &str, mut body: Value) -> (u16, Value) {
+    let Ok(mut a) = state.apiservices.lock() else { return (500, status(500, "InternalError", "poisoned")) };
+    match (method.as_str(), name) {
+        ("GET", "") => {
+            // Only `labelSelector=key=value` (what the server under test sends).
+            let selector = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("labelSelector="))
+                .map(|s| s.replace("%3D", "=").replace("%2F", "/"))
+                .unwrap_or_default();
+            let items: Vec<Value> = (a.objects.values())
+                .filter(|o| match selector.split_once('=') {
+                    Some((k, v)) => o["metadata"]["labels"][k] == v,
+                    None => true,
+                })
+                .cloned()
+                .collect();
+            let rv = a.revision.to_string();
+            let list = json!({"kind": "APIServiceList", "apiVersion": "apiregistration.k8s.io/v1",
+                              "metadata": {"resourceVersion": rv}, "items": items});
+            (200, list)
+        }
+        ("POST", "") => {
+            let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            if a.objects.contains_key(&name) {
+                let message = format!("apiservices.apiregistration.k8s.io \"{name}\" already exists");
+                return (409, status(409, "AlreadyExists", &message));
+            }
+            a.revision += 1;
+            body["metadata"]["resourceVersion"] = json!(a.revision.to_string());
+            a.objects.insert(name.clone(), body.clone());
+            a.writes.push(("create".into(), name));
+            (201, body)
+        }
+        ("GET", name) => match a.objects.get(name) {
+            Some(o) => (200, o.clone()),
+            None => (404, status(404, "NotFound", "not found")),
+        },
+        ("PUT", name) => {
+            let Some(current) = a.objects.get(name) else { return (404, status(404, "NotFound", "not found")) };
+            if body["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
+                return (409, status(409, "Conflict", "the object has been modified"));
+            }
+            a.revision += 1;
+            body["metadata"]["resourceVersion"] = json!(a.revision.to_string());
+            a.objects.insert(name.to_string(), body.clone());
+            a.writes.push(("update".into(), name.to_string()));
+            (200, body)
+        }
+        ("DELETE", name) => match a.objects.remove(name) {
+            Some(o) => {
+                a.writes.push(("delete".into(), name.to_string()));
+                (200, o)
+            }
+            None => (404, status(404, "NotFound", "not found")),
+        },
+        _ => (405, status(405, "MethodNotAllowed", "method not allowed")),
     }
 }

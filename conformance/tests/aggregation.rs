@@ -1,7 +1,9 @@
-//! Authentication behind kube-aggregator: the front proxy's request headers
-//! are honoured only on a connection whose client certificate the
-//! request-header CA signed with an allowed common name; otherwise they are
-//! ignored. Client certificates and bearer tokens work as before.
+//! Running behind kube-aggregator: the front proxy's request headers are
+//! honoured only on a connection whose client certificate the request-header
+//! CA signed with an allowed common name (otherwise ignored); client
+//! certificates and tokens; a policy file; TokenReview and SubjectAccessReview
+//! with the host cluster; APIService registration. The host cluster is
+//! `testkit::FakeKube` (no real kube-apiserver can run here).
 
 mod common;
 
@@ -180,4 +182,63 @@ fn token_review_and_subject_access_review_with_the_host_cluster() {
         assert_eq!(as_token("carol-token", &[], dbs).code, 200);
     }
     assert_eq!((host.token_reviews(), host.access_reviews()), (tokens, accesses), "answers are cached");
+}
+
+/// `--register-apiservices`: an APIService per served group-version (and
+/// `v1beta1.extensions`), following TPRs; two replicas converge without flapping.
+#[test]
+fn apiservices_follow_the_tprs_on_two_replicas() {
+    let allow_all: testkit::Policy = std::sync::Arc::new(|_: &str, _: &str, _: &str| true);
+    let host = testkit::FakeKube::start(allow_all).unwrap();
+    let kubeconfig = host.kubeconfig().unwrap();
+    let etcd = testkit::Etcd::start().unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let start = |dir: &std::path::Path| {
+        let args = [
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--register-apiservices",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ];
+        Server::start(&testkit::apiserver_binary(), &args).unwrap()
+    };
+    let a = start(dir_a.path());
+    let wait_for = |what: &str, ok: &dyn Fn(&std::collections::BTreeMap<String, serde_json::Value>) -> bool| {
+        let began = std::time::Instant::now();
+        while !ok(&host.apiservices()) {
+            assert!(began.elapsed() < std::time::Duration::from_secs(15), "{what}: {:?}", host.apiservices().keys());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("v1beta1.extensions registered", &|s| s.contains_key("v1beta1.extensions"));
+    common::create_tpr(&a, "mysql-db.prsn.io", &["stable/v1", "v1"]);
+    wait_for("v1.prsn.io registered", &|s| s.contains_key("v1.prsn.io"));
+    let services = host.apiservices();
+    assert_eq!(services.keys().collect::<Vec<_>>(), ["v1.prsn.io", "v1beta1.extensions"], "stable/v1 is path-only");
+    let spec = &services["v1.prsn.io"]["spec"];
+    assert_eq!(spec["service"], serde_json::json!({"namespace": "tpr-system", "name": "tpr-apiserver", "port": 443}));
+    assert_eq!((spec["group"].as_str(), spec["version"].as_str()), (Some("prsn.io"), Some("v1")));
+    use base64::Engine;
+    let ca = std::fs::read(dir_a.path().join("pki/ca.crt")).unwrap();
+    assert_eq!(spec["caBundle"], base64::engine::general_purpose::STANDARD.encode(ca));
+    // A second replica with its own generated CA would fight over caBundle; replicas share one.
+    std::fs::create_dir_all(dir_b.path().join("pki")).unwrap();
+    for f in ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key"] {
+        let from = dir_a.path().join("pki").join(f);
+        if from.exists() {
+            std::fs::copy(&from, dir_b.path().join("pki").join(f)).unwrap();
+        }
+    }
+    let b = start(dir_b.path());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let writes = host.apiservice_writes().len();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(host.apiservice_writes().len(), writes, "two replicas converge: {:?}", host.apiservice_writes());
+    // Deleting the TPR (through replica B) removes its APIService.
+    let out = b.curl(&["-X", "DELETE"], "/apis/extensions/v1beta1/thirdpartyresources/mysql-db.prsn.io");
+    assert!(out.code == 200 || out.code == 202, "{}", out.body);
+    wait_for("v1.prsn.io removed", &|s| !s.contains_key("v1.prsn.io") && s.contains_key("v1beta1.extensions"));
 }
