@@ -55,6 +55,32 @@ impl HostClient {
         Ok(HostClient { client })
     }
 
+    /// The front proxy's settings that kube-apiserver publishes in
+    /// `kube-system/extension-apiserver-authentication` (`None` when absent).
+    pub async fn extension_apiserver_authentication(&self) -> Result<Option<ExtensionAuthentication>, DelegationError> {
+        let request =
+            http::Request::get("/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication")
+                .body(Vec::new())
+                .map_err(|e| DelegationError::Review(e.to_string()))?;
+        let map = match self.client.request::<Value>(request).await {
+            Ok(m) => m,
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(None),
+            Err(e) => return Err(DelegationError::Review(e.to_string())),
+        };
+        let data = &map["data"];
+        let text = |k: &str| data.get(k).and_then(Value::as_str).map(String::from);
+        // List values are JSON arrays in a string, e.g. `["X-Remote-User"]`.
+        let list = |k: &str| -> Option<Vec<String>> { text(k).and_then(|t| serde_json::from_str(&t).ok()) };
+        Ok(Some(ExtensionAuthentication {
+            client_ca: text("client-ca-file"),
+            requestheader_ca: text("requestheader-client-ca-file"),
+            allowed_names: list("requestheader-allowed-names").unwrap_or_default(),
+            username_headers: list("requestheader-username-headers"),
+            group_headers: list("requestheader-group-headers"),
+            extra_headers_prefix: list("requestheader-extra-headers-prefix"),
+        }))
+    }
+
     /// The underlying kube client.
     pub fn client(self) -> kube::Client {
         self.client
@@ -67,6 +93,23 @@ impl HostClient {
             .map_err(|e| DelegationError::Review(e.to_string()))?;
         self.client.request::<Value>(request).await.map_err(|e| DelegationError::Review(e.to_string()))
     }
+}
+
+/// The authentication settings of `kube-system/extension-apiserver-authentication`.
+#[derive(Clone, Debug, Default)]
+pub struct ExtensionAuthentication {
+    /// PEM of the client CA.
+    pub client_ca: Option<String>,
+    /// PEM of the front proxy's CA.
+    pub requestheader_ca: Option<String>,
+    /// Allowed common names of the front proxy.
+    pub allowed_names: Vec<String>,
+    /// User name headers.
+    pub username_headers: Option<Vec<String>>,
+    /// Group headers.
+    pub group_headers: Option<Vec<String>>,
+    /// Extra header prefixes.
+    pub extra_headers_prefix: Option<Vec<String>>,
 }
 
 /// A small cache of answers with a time to live.

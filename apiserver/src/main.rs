@@ -42,35 +42,60 @@ async fn run(flags: Flags) -> Result<(), String> {
         _ => return Err("--tls-cert-file and --tls-private-key-file must be given together".into()),
     }
     .map_err(|e| e.to_string())?;
-    let (tls, peers) = certs
-        .server_config(
-            flags.client_ca_file.as_deref(),
-            flags.requestheader_client_ca_file.as_deref(),
-            &flags.requestheader_allowed_names,
-        )
-        .map_err(|e| e.to_string())?;
-    let request_headers = apiserver::authn::RequestHeaders {
+    // kube's rustls client (delegation to the host cluster) uses the process-wide provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let authn_host = match &flags.authentication_kubeconfig {
+        Some(path) => Some(apiserver::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut client_ca = flags.client_ca_file.clone();
+    let mut requestheader_ca = flags.requestheader_client_ca_file.clone();
+    let mut request_headers = apiserver::authn::RequestHeaders {
         username: flags.requestheader_username_headers.clone(),
         group: flags.requestheader_group_headers.clone(),
         extra_prefix: flags.requestheader_extra_headers_prefix.clone(),
     };
+    let mut allowed_names = flags.requestheader_allowed_names.clone();
+    // Without the request-header flags, use what the host cluster publishes, as kube's aggregated servers do.
+    if let (Some(host), None) = (&authn_host, &requestheader_ca) {
+        match host.extension_apiserver_authentication().await {
+            Ok(Some(ext)) => {
+                let pki = flags.data_dir.join("pki");
+                std::fs::create_dir_all(&pki).map_err(|e| format!("{}: {e}", pki.display()))?;
+                if let Some(pem) = &ext.requestheader_ca {
+                    let path = pki.join("requestheader-ca.crt");
+                    std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+                    requestheader_ca = Some(path);
+                    allowed_names = ext.allowed_names.clone();
+                    request_headers.username = ext.username_headers.clone().unwrap_or(request_headers.username);
+                    request_headers.group = ext.group_headers.clone().unwrap_or(request_headers.group);
+                    request_headers.extra_prefix =
+                        ext.extra_headers_prefix.clone().unwrap_or(request_headers.extra_prefix);
+                }
+                if let (Some(pem), None) = (&ext.client_ca, &client_ca) {
+                    let path = pki.join("host-client-ca.crt");
+                    std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+                    client_ca = Some(path);
+                }
+                tracing::info!("front-proxy settings read from kube-system/extension-apiserver-authentication");
+            }
+            Ok(None) => tracing::warn!("kube-system/extension-apiserver-authentication not found"),
+            Err(e) => tracing::warn!(error = %e, "cannot read kube-system/extension-apiserver-authentication"),
+        }
+    }
+    let (tls, peers) = certs
+        .server_config(client_ca.as_deref(), requestheader_ca.as_deref(), &allowed_names)
+        .map_err(|e| e.to_string())?;
     let (authn, admin_token) =
         Authenticator::load(flags.token_auth_file.as_deref(), &flags.data_dir).map_err(|e| e.to_string())?;
 
-    // kube's rustls client (delegation to the host cluster) uses the process-wide provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let webhook = match &flags.authorization_kubeconfig {
         Some(path) => Some(Arc::new(apiserver::delegated::AccessReviewer::new(
             apiserver::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?,
         ))),
         None => None,
     };
-    let token_reviewer = match &flags.authentication_kubeconfig {
-        Some(path) => Some(apiserver::delegated::TokenReviewer::new(
-            apiserver::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?,
-        )),
-        None => None,
-    };
+    let token_reviewer = authn_host.map(apiserver::delegated::TokenReviewer::new);
     let authz = apiserver::authz::Authorizer::from_flags(
         &flags.authorization_mode,
         flags.authorization_policy_file.as_deref(),

@@ -242,3 +242,28 @@ fn apiservices_follow_the_tprs_on_two_replicas() {
     assert!(out.code == 200 || out.code == 202, "{}", out.body);
     wait_for("v1.prsn.io removed", &|s| !s.contains_key("v1.prsn.io") && s.contains_key("v1beta1.extensions"));
 }
+
+/// Without the request-header flags, the server takes the front proxy's
+/// settings from `kube-system/extension-apiserver-authentication`.
+#[test]
+fn front_proxy_settings_from_the_host_cluster() {
+    let allow_all: testkit::Policy = std::sync::Arc::new(|_: &str, _: &str, _: &str| true);
+    let host = testkit::FakeKube::start(allow_all).unwrap();
+    let proxy_ca = TestPki::generate("front-proxy-client").unwrap();
+    let (other_crt, other_key) = proxy_ca.issue_client("other", "someone-else", &[]).unwrap();
+    host.set_extension_authentication(serde_json::json!({
+        "requestheader-client-ca-file": std::fs::read_to_string(proxy_ca.ca_cert()).unwrap(),
+        "requestheader-allowed-names": "[\"front-proxy-client\"]",
+        "requestheader-username-headers": "[\"X-Remote-User\"]",
+        "requestheader-group-headers": "[\"X-Remote-Group\"]",
+        "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
+    }));
+    let kubeconfig = host.kubeconfig().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args =
+        ["--data-dir", dir.path().to_str().unwrap(), "--authentication-kubeconfig", kubeconfig.to_str().unwrap()];
+    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap();
+    let out = whoami(&s, Some((&proxy_ca.client_cert(), &proxy_ca.client_key())), &BOB);
+    assert_eq!(json(&out)["status"]["userInfo"]["username"], "bob", "{}", out.body);
+    assert_eq!(whoami(&s, Some((&other_crt, &other_key)), &BOB).code, 401, "CN not allowed by the ConfigMap");
+}

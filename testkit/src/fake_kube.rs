@@ -34,6 +34,7 @@ pub struct FakeKube {
     token_reviews: Arc<AtomicUsize>,
     access_reviews: Arc<AtomicUsize>,
     apiservices: Arc<Mutex<ApiServices>>,
+    extension_authentication: Arc<Mutex<Option<Value>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -53,6 +54,7 @@ struct State {
     token_reviews: Arc<AtomicUsize>,
     access_reviews: Arc<AtomicUsize>,
     apiservices: Arc<Mutex<ApiServices>>,
+    extension_authentication: Arc<Mutex<Option<Value>>>,
 }
 
 impl FakeKube {
@@ -77,7 +79,9 @@ impl FakeKube {
         let url = format!("https://{}", listener.local_addr()?);
         let (token_reviews, access_reviews) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let apiservices = Arc::new(Mutex::new(ApiServices::default()));
+        let extension_authentication = Arc::new(Mutex::new(None));
         let state = State {
+            extension_authentication: extension_authentication.clone(),
             policy,
             token_reviews: token_reviews.clone(),
             access_reviews: access_reviews.clone(),
@@ -97,7 +101,15 @@ impl FakeKube {
                 });
             }
         });
-        Ok(FakeKube { pki, url, token_reviews, access_reviews, apiservices, _runtime: runtime })
+        Ok(FakeKube {
+            pki,
+            url,
+            token_reviews,
+            access_reviews,
+            apiservices,
+            extension_authentication,
+            _runtime: runtime,
+        })
     }
 
     /// Writes a kubeconfig for it (trusting its CA) and returns the path.
@@ -125,6 +137,13 @@ impl FakeKube {
     /// The stored APIServices by name.
     pub fn apiservices(&self) -> BTreeMap<String, Value> {
         self.apiservices.lock().map(|a| a.objects.clone()).unwrap_or_default()
+    }
+
+    /// Publishes `kube-system/extension-apiserver-authentication` with this `data`.
+    pub fn set_extension_authentication(&self, data: Value) {
+        if let Ok(mut e) = self.extension_authentication.lock() {
+            *e = Some(data);
+        }
     }
 
     /// Every APIService write so far: (create | update | delete, name).
@@ -179,6 +198,18 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &State) -> Response<
             review["status"] =
                 json!({"allowed": allowed, "reason": if allowed { "allowed by the test policy" } else { "" }});
             reply(201, review)
+        }
+        "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication" => {
+            match state.extension_authentication.lock().ok().and_then(|e| e.clone()) {
+                Some(data) => reply(
+                    200,
+                    json!({"kind": "ConfigMap", "apiVersion": "v1",
+                    "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"}, "data": data}),
+                ),
+                None => {
+                    reply(404, status(404, "NotFound", "configmaps \"extension-apiserver-authentication\" not found"))
+                }
+            }
         }
         p if p.starts_with(APISERVICES) => {
             let (code, v) = apiservice(state, &method, p[APISERVICES.len()..].trim_start_matches('/'), &query, body);
