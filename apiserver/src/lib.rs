@@ -21,6 +21,7 @@
 //! - [`resources`]: the served types and their watch caches.
 //! - [`docs`]: discovery documents, `/version` and the root path list.
 //! - [`observe`]: request info, Prometheus metrics, the audit log.
+//! - [`store_metrics`]: the store under the server, timed per call.
 //! - [`status`]: errors and their `Status` responses (the one mapping place).
 //! - [`http`]: response bodies, bounded request bodies, query parameters.
 //! - [`backend`], [`kubeconfig`], [`files`], [`logging`]: start-up pieces.
@@ -49,6 +50,7 @@ pub mod resources;
 pub mod selectors;
 pub mod server;
 pub mod status;
+pub mod store_metrics;
 pub mod tls;
 pub mod tpr;
 pub mod watch;

@@ -36,6 +36,9 @@ async fn main() -> ExitCode {
 async fn run(flags: Flags) -> Result<(), String> {
     std::fs::create_dir_all(&flags.data_dir).map_err(|e| format!("{}: {e}", flags.data_dir.display()))?;
     let store = backend::open(&flags).await.map_err(|e| format!("cannot open the store: {e}"))?;
+    let metrics = apiserver::observe::Metrics::default();
+    let store: Arc<dyn storage::Store> =
+        Arc::new(apiserver::store_metrics::InstrumentedStore::new(store, metrics.store.clone()));
     let certs = match (&flags.tls_cert_file, &flags.tls_private_key_file) {
         (Some(c), Some(k)) => ServingCerts::load(c, k),
         (None, None) => ServingCerts::load_or_generate(&flags.data_dir, flags.bind_address),
@@ -159,7 +162,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         max_watches: flags.max_watches,
         request_headers,
         authz,
-        metrics: Default::default(),
+        metrics,
         audit,
         token_reviewer,
     });

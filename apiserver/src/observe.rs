@@ -60,6 +60,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<ResourceLabels, Histogram>,
     watches: Family<ResourceLabels, Gauge>,
+    /// Storage call metrics (for [`crate::store_metrics::InstrumentedStore`]).
+    pub store: crate::store_metrics::StoreMetrics,
 }
 
 /// kube-apiserver's latency buckets (seconds).
@@ -86,7 +88,8 @@ impl Default for Metrics {
             "Open long-running requests (watches) by group, version and resource",
             watches.clone(),
         );
-        Metrics { registry, requests, durations, watches }
+        let store = crate::store_metrics::StoreMetrics::register(&mut registry);
+        Metrics { registry, requests, durations, watches, store }
     }
 }
 

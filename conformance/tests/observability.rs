@@ -23,6 +23,8 @@ fn metrics_and_audit_log_follow_the_requests() {
     assert_eq!(s.curl(&[], dbs).code, 200);
     let out = s.curl(&["-X", "DELETE"], &format!("{dbs}/b"));
     assert_eq!(out.code, 200, "{}", out.body);
+    let dup = common::post(&s, dbs, &serde_json::json!({"metadata": {"name": "a"}}));
+    assert_eq!(dup.code, 409);
     let watch = CurlWatch::open(&s, &format!("{dbs}?watch=true"));
     std::thread::sleep(std::time::Duration::from_millis(300));
 
@@ -35,7 +37,7 @@ fn metrics_and_audit_log_follow_the_requests() {
         )
     };
     for (verb, code, count) in
-        [("CREATE", 201, 2), ("GET", 200, 1), ("GET", 404, 1), ("LIST", 200, 1), ("DELETE", 200, 1)]
+        [("CREATE", 201, 2), ("CREATE", 409, 1), ("GET", 200, 1), ("GET", 404, 1), ("LIST", 200, 1), ("DELETE", 200, 1)]
     {
         assert!(m.contains(&format!("{} {count}", line(verb, code))), "{verb} {code} x{count} in:\n{m}");
     }
@@ -43,6 +45,9 @@ fn metrics_and_audit_log_follow_the_requests() {
     let watching =
         "apiserver_longrunning_requests{verb=\"WATCH\",group=\"prsn.io\",version=\"v1\",resource=\"mysqldbs\"} 1";
     assert!(m.contains(watching), "{m}");
+    assert!(m.contains(r#"etcd_requests_total{operation="create",type="mysqldbs.prsn.io"} 3"#), "{m}");
+    assert!(m.contains(r#"etcd_request_duration_seconds_count{operation="get",type="mysqldbs.prsn.io"}"#), "{m}");
+    assert!(!m.contains("etcd_request_errors_total{operation=\"create\""), "a lost condition is no error: {m}");
     drop(watch);
     assert_eq!(s.curl_as(true, &[], "/metrics").code, 401, "metrics need credentials");
 
