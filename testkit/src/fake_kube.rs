@@ -211,6 +211,9 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &State) -> Response<
                 }
             }
         }
+        "/api" => reply(200, json!({"kind": "APIVersions", "versions": ["v1"]})),
+        "/apis" => reply(200, discovery_groups()),
+        p if discovery_resources(p).is_some() => reply(200, discovery_resources(p).unwrap_or_default()),
         p if p.starts_with(APISERVICES) => {
             let (code, v) = apiservice(state, &method, p[APISERVICES.len()..].trim_start_matches('/'), &query, body);
             reply(code, v)
@@ -220,6 +223,60 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &State) -> Response<
 }
 
 const APISERVICES: &str = "/apis/apiregistration.k8s.io/v1/apiservices";
+
+/// The groups a deployment of tpr-apiserver uses (legacy discovery).
+const GROUPS: [(&str, &str); 3] =
+    [("apps", "v1"), ("rbac.authorization.k8s.io", "v1"), ("apiregistration.k8s.io", "v1")];
+
+fn discovery_groups() -> Value {
+    let groups: Vec<Value> = GROUPS
+        .iter()
+        .map(|(g, v)| {
+            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/api/v1` and `/apis/<g>/<v>` resource lists (for kubectl's REST mapping).
+fn discovery_resources(path: &str) -> Option<Value> {
+    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    let r = |name: &str, singular: &str, kind: &str, namespaced: bool| json!({"name": name, "singularName": singular, "kind": kind, "namespaced": namespaced, "verbs": verbs});
+    let (gv, resources) = match path {
+        "/api/v1" => (
+            "v1",
+            vec![
+                r("namespaces", "namespace", "Namespace", false),
+                r("serviceaccounts", "serviceaccount", "ServiceAccount", true),
+                r("services", "service", "Service", true),
+                r("secrets", "secret", "Secret", true),
+                r("configmaps", "configmap", "ConfigMap", true),
+            ],
+        ),
+        "/apis/apps/v1" => (
+            "apps/v1",
+            vec![
+                r("deployments", "deployment", "Deployment", true),
+                r("statefulsets", "statefulset", "StatefulSet", true),
+            ],
+        ),
+        "/apis/rbac.authorization.k8s.io/v1" => (
+            "rbac.authorization.k8s.io/v1",
+            vec![
+                r("clusterroles", "clusterrole", "ClusterRole", false),
+                r("clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false),
+                r("roles", "role", "Role", true),
+                r("rolebindings", "rolebinding", "RoleBinding", true),
+            ],
+        ),
+        "/apis/apiregistration.k8s.io/v1" => {
+            ("apiregistration.k8s.io/v1", vec![r("apiservices", "apiservice", "APIService", false)])
+        }
+        _ => return None,
+    };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+}
 
 fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message})
