@@ -42,11 +42,29 @@ impl FieldValidation {
     /// Checks `body` (the raw request) and `obj` (parsed from it): drops unknown
     /// metadata fields, then refuses (Strict) or returns the warnings (Warn).
     pub fn check(self, body: &[u8], obj: &mut Value) -> Result<Vec<String>, ApiError> {
-        let mut problems: Vec<String> =
-            strip_unknown_metadata(obj).into_iter().map(|f| format!("unknown field \"{f}\"")).collect();
+        let mut problems = unknown_metadata_problems(obj);
         if self != FieldValidation::Ignore {
-            problems.extend(duplicate_fields(body).into_iter().map(|f| format!("duplicate field \"{f}\"")));
+            problems.extend(duplicate_problems(body));
         }
+        self.report(problems)
+    }
+
+    /// Only the body's duplicate fields (a patch: unknown fields are checked on its result).
+    pub fn check_body(self, body: &[u8]) -> Result<Vec<String>, ApiError> {
+        match self {
+            FieldValidation::Ignore => Ok(Vec::new()),
+            _ => self.report(duplicate_problems(body)),
+        }
+    }
+
+    /// Only `obj`'s unknown metadata fields (dropped whatever the mode).
+    pub fn check_object(self, obj: &mut Value) -> Result<Vec<String>, ApiError> {
+        let problems = unknown_metadata_problems(obj);
+        self.report(problems)
+    }
+
+    /// Refuses (Strict) or returns the warnings (Warn) for `problems`.
+    fn report(self, problems: Vec<String>) -> Result<Vec<String>, ApiError> {
         match self {
             FieldValidation::Ignore => Ok(Vec::new()),
             FieldValidation::Warn => Ok(problems),
@@ -56,6 +74,14 @@ impl FieldValidation {
             }
         }
     }
+}
+
+fn unknown_metadata_problems(obj: &mut Value) -> Vec<String> {
+    strip_unknown_metadata(obj).into_iter().map(|f| format!("unknown field \"{f}\"")).collect()
+}
+
+fn duplicate_problems(body: &[u8]) -> Vec<String> {
+    duplicate_fields(body).into_iter().map(|f| format!("duplicate field \"{f}\"")).collect()
 }
 
 /// The fields of ObjectMeta.

@@ -293,7 +293,8 @@ async fn serve(
         (&Method::PATCH, _) => "patch",
         (&Method::DELETE, Some(_)) => "delete",
         (&Method::DELETE, None) => "deletecollection",
-        _ => "unknown",
+        // Not a Kubernetes verb: 405, whoever asks.
+        (m, _) => return Err(ApiError::method_not_allowed(m, parts.uri.path())),
     };
     let attributes = crate::authz::Attributes {
         verb,
@@ -365,7 +366,7 @@ async fn serve(
             }
             let (patch, raw) = h::read_json_raw(&parts, take(body)?).await?;
             // Duplicate fields in the patch itself; unknown metadata in the result.
-            let mut warnings = validation.check(&raw, &mut Value::Null).map_err(undecodable)?;
+            let mut warnings = validation.check_body(&raw).map_err(undecodable)?;
             let patch = Patch::parse(&ct, patch)?;
             let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
             let (updated, more) = apply_patch(app, scope, name, &patch, &opts).await.map_err(undecodable)?;
@@ -411,7 +412,7 @@ async fn apply_patch(
         let rv = meta_str(&current, "resourceVersion").map(String::from);
         patch.apply(&mut current)?;
         managed_fields::record_update(Some(&before), &mut current, opts.writer);
-        let warnings = opts.validation.check(b"{}", &mut current)?;
+        let warnings = opts.validation.check_object(&mut current)?;
         if !pinned {
             if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
                 m.insert("resourceVersion".into(), Value::String(rv));

@@ -132,6 +132,7 @@ fn a_policy_file_authorizes() {
     let out = as_user("alice-token", &[], "/apis/extensions/v1beta1/thirdpartyresources");
     assert!(json(&out)["message"].as_str().unwrap().ends_with("at the cluster scope"), "{}", out.body);
     assert_eq!(as_user("alice-token", &[], "/apis").code, 200, "discovery is open to authenticated users");
+    assert_eq!(as_user("alice-token", &["-X", "OPTIONS"], dbs).code, 405, "not a verb: 405, not 403");
     assert_eq!(as_user("nobody", &[], dbs).code, 401);
 }
 
