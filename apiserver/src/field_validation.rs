@@ -57,6 +57,11 @@ impl FieldValidation {
         }
     }
 
+    /// Duplicate fields found by another parser (YAML bodies).
+    pub fn check_duplicates(self, paths: Vec<String>) -> Result<Vec<String>, ApiError> {
+        self.report(paths.into_iter().map(|f| format!("duplicate field \"{f}\"")).collect())
+    }
+
     /// Only `obj`'s unknown metadata fields (dropped whatever the mode).
     pub fn check_object(self, obj: &mut Value) -> Result<Vec<String>, ApiError> {
         let problems = unknown_metadata_problems(obj);
@@ -113,28 +118,38 @@ pub fn strip_unknown_metadata(obj: &mut Value) -> Vec<String> {
     unknown.into_iter().map(|k| format!("metadata.{k}")).collect()
 }
 
-/// The paths of fields given more than once in one JSON object, anywhere in `body`.
+/// Most duplicate fields reported for one body.
+pub const MAX_REPORTED: usize = 100;
+
+/// The paths of fields given more than once in one JSON object, anywhere in
+/// `body` (at most [`MAX_REPORTED`]). Linear in the body: the path is a stack
+/// of segments, joined only for a duplicate.
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
+    let mut path = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     // The body was already parsed successfully; a failure here finds nothing.
-    let _ = Duplicates { path: String::new(), found: &mut found }.deserialize(&mut de);
+    let _ = Duplicates { path: &mut path, found: &mut found }.deserialize(&mut de);
     found
 }
 
 /// Walks a JSON value, recording duplicate keys with their dotted path.
 struct Duplicates<'a> {
-    path: String,
+    /// Keys and `[i]` indexes from the root to the value being read.
+    path: &'a mut Vec<String>,
     found: &'a mut Vec<String>,
 }
 
 impl Duplicates<'_> {
-    fn child(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.path)
+    fn joined(&self) -> String {
+        let mut out = String::new();
+        for p in self.path.iter() {
+            if !out.is_empty() && !p.starts_with('[') {
+                out.push('.');
+            }
+            out.push_str(p);
         }
+        out
     }
 }
 
@@ -175,8 +190,10 @@ impl<'de> Visitor<'de> for Duplicates<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         loop {
-            let path = format!("{}[{i}]", self.path);
-            if seq.next_element_seed(Duplicates { path, found: &mut *self.found })?.is_none() {
+            self.path.push(format!("[{i}]"));
+            let more = seq.next_element_seed(Duplicates { path: &mut *self.path, found: &mut *self.found })?;
+            self.path.pop();
+            if more.is_none() {
                 return Ok(());
             }
             i += 1;
@@ -186,11 +203,13 @@ impl<'de> Visitor<'de> for Duplicates<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = self.child(&key);
-            if !seen.insert(key) {
-                self.found.push(path.clone());
+            self.path.push(key.clone());
+            if !seen.insert(key) && self.found.len() < MAX_REPORTED {
+                let joined = self.joined();
+                self.found.push(joined);
             }
-            map.next_value_seed(Duplicates { path, found: &mut *self.found })?;
+            map.next_value_seed(Duplicates { path: &mut *self.path, found: &mut *self.found })?;
+            self.path.pop();
         }
         Ok(())
     }

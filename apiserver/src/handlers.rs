@@ -354,7 +354,9 @@ async fn serve(
             }
             if ct == crate::patch::APPLY {
                 let raw = h::read_bytes(&parts, take(body)?).await?;
-                let applied = crate::patch::parse_apply(&raw)?;
+                let (mut applied, duplicates) = crate::patch::parse_apply(&raw)?;
+                let mut warnings = validation.check_duplicates(duplicates).map_err(undecodable)?;
+                warnings.extend(validation.check_object(&mut applied).map_err(undecodable)?);
                 let force = q.get("force").is_some_and(|v| v == "true");
                 if !q.contains_key("fieldManager") {
                     return Err(ApiError::bad_request("fieldManager is required for apply requests"));
@@ -362,12 +364,12 @@ async fn serve(
                 let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
                 let (code, stored) = server_side_apply(app, scope, name, applied, force, &opts).await?;
                 serve_if_tpr(app, is_tpr && !dry_run, &stored)?;
-                return Ok(h::json(code, &stored));
+                return Ok(json_warned(code, &stored, &warnings));
             }
             let (patch, raw) = h::read_json_raw(&parts, take(body)?).await?;
             // Duplicate fields in the patch itself; unknown metadata in the result.
             let mut warnings = validation.check_body(&raw).map_err(undecodable)?;
-            let patch = Patch::parse(&ct, patch)?;
+            let patch = Patch::parse(&ct, patch, raw.len())?;
             let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
             let (updated, more) = apply_patch(app, scope, name, &patch, &opts).await.map_err(undecodable)?;
             warnings.extend(more);
@@ -536,11 +538,22 @@ async fn read_json_body(
     Ok((obj, warnings))
 }
 
-/// A JSON response with a `Warning` header per message.
+/// A JSON response with a `Warning` header per message, bounded as
+/// kube-apiserver bounds them: at most 4096 characters in all, each message
+/// cut to 256 characters when they would be more.
 fn json_warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response<Body> {
+    const TOTAL: usize = 4096;
+    const EACH: usize = 256;
     let mut resp = h::json(code, value);
+    let long = warnings.iter().map(|w| w.chars().count()).sum::<usize>() > TOTAL;
+    let mut used = 0;
     for w in warnings {
-        h::warn(&mut resp, w);
+        let w: String = if long { w.chars().take(EACH).collect() } else { w.clone() };
+        used += w.chars().count();
+        if used > TOTAL {
+            break;
+        }
+        h::warn(&mut resp, &w);
     }
     resp
 }

@@ -16,8 +16,7 @@ use crate::status::ApiError;
 /// Every response body: a whole buffer or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-/// Largest request body (as kube-apiserver's 3 MiB).
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
+pub use crate::limits::MAX_BODY;
 
 /// A whole-buffer body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -55,7 +54,7 @@ pub fn warn(resp: &mut Response<Body>, message: &str) {
 
 /// Reads a JSON body of at most [`MAX_BODY`] bytes: 413 when larger (without
 /// reading it whole when Content-Length says so), 415 for other media types,
-/// 400 for malformed or too deeply nested JSON.
+/// 400 for malformed or too deeply nested JSON (see [`crate::limits`]).
 pub async fn read_json(parts: &http::request::Parts, body: Incoming) -> Result<Value, ApiError> {
     Ok(read_json_raw(parts, body).await?.0)
 }
@@ -63,9 +62,11 @@ pub async fn read_json(parts: &http::request::Parts, body: Incoming) -> Result<V
 /// Like [`read_json`], also returning the raw bytes (for field validation).
 pub async fn read_json_raw(parts: &http::request::Parts, body: Incoming) -> Result<(Value, Bytes), ApiError> {
     let bytes = read_bytes(parts, body).await?;
-    // serde_json refuses nesting deeper than 128 levels: that bounds depth.
+    // serde_json refuses nesting deeper than 128 levels while parsing; the
+    // server's own bound is lower (see `limits`).
     let value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    crate::limits::check_body(&value)?;
     Ok((value, bytes))
 }
 

@@ -12,6 +12,7 @@
 //! - [`handlers`]: public paths, then routing of `/apis/...` to the verbs.
 //! - [`registry`]: create, get, update, delete of objects on the store.
 //! - [`patch`]: merge and JSON patches.
+//! - [`yaml`]: YAML bodies (apply) to JSON, bounded in depth and alias expansion.
 //! - [`field_validation`]: `fieldValidation` (unknown metadata, duplicate fields).
 //! - [`managed_fields`]: managedFields and server-side apply.
 //! - [`watch`]: watch responses streamed from the watch cache.
@@ -24,6 +25,7 @@
 //! - [`store_metrics`]: the store under the server, timed per call.
 //! - [`status`]: errors and their `Status` responses (the one mapping place).
 //! - [`http`]: response bodies, bounded request bodies, query parameters.
+//! - [`limits`]: bounds on what one request can make the server build.
 //! - [`backend`], [`kubeconfig`], [`files`], [`logging`]: start-up pieces.
 #![forbid(unsafe_code)]
 
@@ -40,6 +42,7 @@ pub mod flags;
 pub mod handlers;
 pub mod http;
 pub mod kubeconfig;
+pub mod limits;
 pub mod logging;
 pub mod managed_fields;
 pub mod meta;
@@ -54,3 +57,4 @@ pub mod store_metrics;
 pub mod tls;
 pub mod tpr;
 pub mod watch;
+pub mod yaml;

@@ -14,19 +14,137 @@
 //!   `force`, which takes it; fields the manager applied before and leaves
 //!   out now are removed unless someone else owns them.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
 use crate::status::{ApiError, Cause, Target};
 
-/// A field: the map keys from the object's root.
-type Path = Vec<String>;
-/// The fields a manager owns.
-type FieldSet = BTreeSet<Path>;
+/// A set of fields, as a tree of map keys: each key of an object is stored
+/// once, however many fields lie below it, so a set is never larger than the
+/// object it was taken from. A node is a field (`leaf`), an ancestor of
+/// fields, or both (in sets merged over time).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct FieldSet {
+    leaf: bool,
+    children: BTreeMap<String, FieldSet>,
+}
+
+impl FieldSet {
+    fn is_empty(&self) -> bool {
+        !self.leaf && self.children.is_empty()
+    }
+
+    /// Adds every field of `other`.
+    fn union(&mut self, other: &FieldSet) {
+        self.leaf |= other.leaf;
+        for (k, c) in &other.children {
+            self.children.entry(k.clone()).or_default().union(c);
+        }
+    }
+
+    /// Removes every field related to (equal to, above or below) a field of `other`.
+    fn prune_related(&mut self, other: &FieldSet) {
+        if other.leaf {
+            *self = FieldSet::default();
+            return;
+        }
+        if self.leaf && !other.children.is_empty() {
+            self.leaf = false;
+        }
+        for (k, o) in &other.children {
+            if let Some(c) = self.children.get_mut(k) {
+                c.prune_related(o);
+                if c.is_empty() {
+                    self.children.remove(k);
+                }
+            }
+        }
+    }
+
+    /// The fields of `self` that are not fields of `other` (exact paths).
+    fn minus(&self, other: Option<&FieldSet>) -> FieldSet {
+        let mut out = FieldSet { leaf: self.leaf && !other.is_some_and(|o| o.leaf), ..Default::default() };
+        for (k, c) in &self.children {
+            let d = c.minus(other.and_then(|o| o.children.get(k)));
+            if !d.is_empty() {
+                out.children.insert(k.clone(), d);
+            }
+        }
+        out
+    }
+
+    /// True if some field of `self` is related to the path `p`.
+    fn owns_related(&self, p: &[String]) -> bool {
+        let mut node = self;
+        for k in p {
+            if node.leaf {
+                return true;
+            }
+            match node.children.get(k) {
+                Some(c) => node = c,
+                None => return false,
+            }
+        }
+        !node.is_empty()
+    }
+
+    /// Calls `f` with the path of every field (depth-first, key order).
+    fn for_each(&self, prefix: &mut Vec<String>, f: &mut impl FnMut(&[String])) {
+        if self.leaf {
+            f(prefix);
+        }
+        for (k, c) in &self.children {
+            prefix.push(k.clone());
+            c.for_each(prefix, f);
+            prefix.pop();
+        }
+    }
+
+    /// Counts the fields of `self` related to a field of `other`, keeping the
+    /// paths of the first `max`.
+    fn related_paths(
+        &self,
+        other: &FieldSet,
+        prefix: &mut Vec<String>,
+        max: usize,
+        out: &mut Vec<Vec<String>>,
+    ) -> usize {
+        let mut keep = |p: &[String]| {
+            if out.len() < max {
+                out.push(p.to_vec());
+            }
+        };
+        if other.leaf && !self.is_empty() {
+            // `other` owns this node: every field of `self` from here is related.
+            let mut n = 0;
+            self.for_each(prefix, &mut |p: &[String]| {
+                keep(p);
+                n += 1;
+            });
+            return n;
+        }
+        let mut n = 0;
+        if self.leaf && !other.is_empty() {
+            keep(prefix);
+            n += 1;
+        }
+        for (k, c) in &self.children {
+            if let Some(o) = other.children.get(k) {
+                prefix.push(k.clone());
+                n += c.related_paths(o, prefix, max, out);
+                prefix.pop();
+            }
+        }
+        n
+    }
+}
 
 /// Parts of metadata that managers own.
 const MANAGED_METADATA: &[&str] = &["labels", "annotations", "finalizers", "ownerReferences"];
+
+/// Most conflicts named in an apply's 409.
+const MAX_CONFLICTS: usize = 100;
 
 /// One entry of `metadata.managedFields`.
 #[derive(Clone, Debug)]
@@ -55,61 +173,93 @@ pub struct Writer<'a> {
     pub api_version: &'a str,
 }
 
-/// The fields of `obj` that managers can own.
-fn fields_of(obj: &Value) -> FieldSet {
-    let mut out = FieldSet::new();
-    let Value::Object(map) = obj else { return out };
+/// Calls `f(key, value)` for each top-level part of `obj` that managers own
+/// (everything but `apiVersion`, `kind` and the server's metadata).
+fn managed_parts<'v>(obj: &'v Value, mut f: impl FnMut(&[&str], &'v Value)) {
+    let Value::Object(map) = obj else { return };
     for (k, v) in map {
         match k.as_str() {
             "apiVersion" | "kind" => {}
             "metadata" => {
                 for m in MANAGED_METADATA {
                     if let Some(v) = v.get(*m) {
-                        leaves(v, &mut vec![k.clone(), m.to_string()], &mut out);
+                        f(&["metadata", m], v);
                     }
                 }
             }
-            _ => leaves(v, &mut vec![k.clone()], &mut out),
+            _ => f(&[k.as_str()], v),
         }
     }
+}
+
+/// The node of `set` at `path`, created as needed.
+fn node_at<'s>(set: &'s mut FieldSet, path: &[&str]) -> &'s mut FieldSet {
+    path.iter().fold(set, |n, k| n.children.entry(k.to_string()).or_default())
+}
+
+/// The fields of `obj` that managers can own.
+fn fields_of(obj: &Value) -> FieldSet {
+    let mut out = FieldSet::default();
+    managed_parts(obj, |path, v| leaves(v, node_at(&mut out, path)));
     out
 }
 
-fn leaves(v: &Value, prefix: &mut Path, out: &mut FieldSet) {
+/// The fields of `new` whose value differs from `old`'s.
+fn changed_fields(old: Option<&Value>, new: &Value) -> FieldSet {
+    let mut out = FieldSet::default();
+    managed_parts(new, |path, v| {
+        let before = old.and_then(|o| path.iter().try_fold(o, |o, k| o.get(*k)));
+        let mut d = FieldSet::default();
+        differing(before, v, &mut d);
+        if !d.is_empty() {
+            *node_at(&mut out, path) = d;
+        }
+    });
+    out
+}
+
+/// A value's fields: a non-empty map is its keys' fields; anything else is one field.
+fn leaves(v: &Value, node: &mut FieldSet) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, c) in m {
-                prefix.push(k.clone());
-                leaves(c, prefix, out);
-                prefix.pop();
+                leaves(c, node.children.entry(k.clone()).or_default());
             }
         }
-        _ => {
-            out.insert(prefix.clone());
-        }
+        _ => node.leaf = true,
     }
 }
 
-fn get<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |v, k| v.get(k))
-}
-
-fn set(v: &mut Value, path: &[String], value: Value) {
-    let Some((last, parents)) = path.split_last() else { return };
-    let mut cur = v;
-    for k in parents {
-        if !cur.get(k).is_some_and(Value::is_object) {
-            if let Value::Object(m) = cur {
-                m.insert(k.clone(), Value::Object(Map::new()));
-            } else {
-                return;
+/// The fields of `new` that differ from `old`.
+fn differing(old: Option<&Value>, new: &Value, node: &mut FieldSet) {
+    match new {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, c) in m {
+                let mut d = FieldSet::default();
+                differing(old.and_then(|o| o.get(k)), c, &mut d);
+                if !d.is_empty() {
+                    node.children.insert(k.clone(), d);
+                }
             }
         }
-        let Some(next) = cur.get_mut(k) else { return };
-        cur = next;
+        _ => node.leaf = old != Some(new),
     }
-    if let Value::Object(m) = cur {
-        m.insert(last.clone(), value);
+}
+
+/// Sets every field of `src` in `dst` (what `src`'s fields are, `dst` takes).
+fn overlay(dst: &mut Value, src: &Value) {
+    match src {
+        Value::Object(m) if !m.is_empty() => {
+            if !dst.is_object() {
+                *dst = Value::Object(Map::new());
+            }
+            if let Value::Object(d) = dst {
+                for (k, v) in m {
+                    overlay(d.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *dst = src.clone(),
     }
 }
 
@@ -125,40 +275,33 @@ fn remove(v: &mut Value, path: &[String]) {
     }
 }
 
-/// True if one path is the other or contains it.
-fn related(a: &[String], b: &[String]) -> bool {
-    a.starts_with(b) || b.starts_with(a)
-}
-
-fn owns(set: &FieldSet, p: &[String]) -> bool {
-    set.iter().any(|q| related(q, p))
-}
-
-/// `fieldsV1`: `{"f:spec":{"f:size":{}}}`.
+/// `fieldsV1`: `{"f:spec":{"f:size":{}}}`; a node that is a field and has
+/// fields below it carries `".": {}`.
 fn encode(fields: &FieldSet) -> Value {
-    let mut root = Value::Object(Map::new());
-    for p in fields {
-        let mut cur = &mut root;
-        for k in p {
-            let Value::Object(m) = cur else { break };
-            cur = m.entry(format!("f:{k}")).or_insert_with(|| Value::Object(Map::new()));
-        }
+    let mut m = Map::new();
+    if fields.leaf && !fields.children.is_empty() {
+        m.insert(".".into(), Value::Object(Map::new()));
     }
-    root
+    for (k, c) in &fields.children {
+        m.insert(format!("f:{k}"), encode(c));
+    }
+    Value::Object(m)
 }
 
-fn decode(v: &Value, prefix: &mut Path, out: &mut FieldSet) {
+fn decode(v: &Value, node: &mut FieldSet, root: bool) {
     let Value::Object(m) = v else { return };
-    if m.is_empty() && !prefix.is_empty() {
-        out.insert(prefix.clone());
+    if m.is_empty() && !root {
+        node.leaf = true;
     }
     for (k, c) in m {
         if let Some(field) = k.strip_prefix("f:") {
-            prefix.push(field.to_string());
-            decode(c, prefix, out);
-            prefix.pop();
-        } else if k == "." && !prefix.is_empty() {
-            out.insert(prefix.clone());
+            let child = node.children.entry(field.to_string()).or_default();
+            decode(c, child, false);
+            if child.is_empty() {
+                node.children.remove(field);
+            }
+        } else if k == "." && !root {
+            node.leaf = true;
         }
     }
 }
@@ -169,8 +312,8 @@ fn entries(obj: &Value) -> Vec<Entry> {
     list.iter()
         .map(|e| {
             let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let mut fields = FieldSet::new();
-            decode(e.get("fieldsV1").unwrap_or(&Value::Null), &mut Vec::new(), &mut fields);
+            let mut fields = FieldSet::default();
+            decode(e.get("fieldsV1").unwrap_or(&Value::Null), &mut fields, true);
             Entry {
                 manager: text("manager"),
                 operation: text("operation"),
@@ -200,15 +343,16 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) 
     let mut list = old.map(entries).unwrap_or_default();
     let before = old.map(fields_of).unwrap_or_default();
     let after = fields_of(new);
-    let changed: FieldSet = after.iter().filter(|p| old.and_then(|o| get(o, p)) != get(new, p)).cloned().collect();
-    let removed: Vec<&Path> = before.difference(&after).collect();
+    let changed = changed_fields(old, new);
+    let removed = before.minus(Some(&after));
     for e in &mut list {
-        e.fields.retain(|q| !changed.iter().any(|p| related(p, q)) && !removed.iter().any(|p| related(p, q)));
+        e.fields.prune_related(&changed);
+        e.fields.prune_related(&removed);
     }
     let now = crate::meta::now_rfc3339();
     match list.iter_mut().find(|e| e.manager == writer.manager && e.operation == "Update") {
         Some(e) if !changed.is_empty() => {
-            e.fields.extend(changed);
+            e.fields.union(&changed);
             e.time = now;
             e.api_version = writer.api_version.to_string();
         }
@@ -236,60 +380,66 @@ pub fn apply(
     let mut result = current.cloned().unwrap_or_else(|| json!({}));
     let mut list = current.map(entries).unwrap_or_default();
     let wanted = fields_of(applied);
+    let is_own = |e: &Entry| e.manager == writer.manager && e.operation == "Apply";
     // Conflicts: a field this apply sets to a new value that another manager owns.
-    let mut conflicts: Vec<(String, String, Path)> = Vec::new();
-    for p in &wanted {
-        if current.and_then(|c| get(c, p)) == get(applied, p) {
-            continue; // same value: shared ownership
-        }
-        for e in list.iter().filter(|e| !(e.manager == writer.manager && e.operation == "Apply")) {
-            if owns(&e.fields, p) {
-                conflicts.push((e.manager.clone(), e.api_version.clone(), p.clone()));
-            }
-        }
+    let differs = changed_fields(current, applied);
+    let mut conflicts: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut total = 0;
+    for e in list.iter().filter(|e| !is_own(e)) {
+        let mut paths = Vec::new();
+        let room = MAX_CONFLICTS.saturating_sub(conflicts.len());
+        total += differs.related_paths(&e.fields, &mut Vec::new(), room, &mut paths);
+        conflicts.extend(paths.into_iter().map(|p| (e.manager.clone(), e.api_version.clone(), p)));
     }
-    if !conflicts.is_empty() && !force {
-        return Err(conflict_error(&conflicts, target));
+    if total > 0 && !force {
+        return Err(conflict_error(&conflicts, total, target));
     }
-    for (manager, _, p) in &conflicts {
-        for e in list.iter_mut().filter(|e| &e.manager == manager) {
-            e.fields.retain(|q| !related(q, p));
+    if total > 0 {
+        for e in list.iter_mut().filter(|e| !(e.manager == writer.manager && e.operation == "Apply")) {
+            e.fields.prune_related(&differs);
         }
     }
     // Fields this manager applied before and leaves out now go, unless others own them.
-    let previous = list
-        .iter()
-        .find(|e| e.manager == writer.manager && e.operation == "Apply")
-        .map(|e| e.fields.clone())
-        .unwrap_or_default();
-    for p in previous.difference(&wanted) {
-        let kept_by_others =
-            list.iter().any(|e| !(e.manager == writer.manager && e.operation == "Apply") && owns(&e.fields, p));
-        if !kept_by_others && !wanted.iter().any(|q| related(q, p)) {
-            remove(&mut result, p);
+    let previous = list.iter().find(|e| is_own(e)).map(|e| e.fields.clone()).unwrap_or_default();
+    let mut dropped = Vec::new();
+    previous.minus(Some(&wanted)).for_each(&mut Vec::new(), &mut |p: &[String]| {
+        let kept_by_others = list.iter().any(|e| !is_own(e) && e.fields.owns_related(p));
+        if !kept_by_others && !wanted.owns_related(p) {
+            dropped.push(p.to_vec());
         }
+    });
+    for p in &dropped {
+        remove(&mut result, p);
     }
-    for p in &wanted {
-        if let Some(v) = get(applied, p) {
-            set(&mut result, p, v.clone());
-        }
-    }
+    managed_parts(applied, |path, v| {
+        let dst = path.iter().fold(&mut result, |d, k| {
+            if !d.is_object() {
+                *d = Value::Object(Map::new());
+            }
+            match d {
+                Value::Object(m) => m.entry(k.to_string()).or_insert(Value::Null),
+                other => other,
+            }
+        });
+        overlay(dst, v);
+    });
     for top in ["apiVersion", "kind"] {
-        if let Some(v) = applied.get(top) {
-            set(&mut result, &[top.to_string()], v.clone());
+        if let (Some(v), Value::Object(m)) = (applied.get(top), &mut result) {
+            m.insert(top.into(), v.clone());
         }
     }
     if current.is_none() {
-        if let Some(meta) = applied.get("metadata") {
+        if let (Some(meta), Value::Object(m)) = (applied.get("metadata"), &mut result) {
+            let target = m.entry("metadata").or_insert_with(|| json!({}));
             for key in ["name", "namespace", "generateName"] {
-                if let Some(v) = meta.get(key) {
-                    set(&mut result, &["metadata".into(), key.into()], v.clone());
+                if let (Some(v), Value::Object(t)) = (meta.get(key), &mut *target) {
+                    t.insert(key.into(), v.clone());
                 }
             }
         }
     }
     let now = crate::meta::now_rfc3339();
-    list.retain(|e| !(e.manager == writer.manager && e.operation == "Apply"));
+    list.retain(|e| !is_own(e));
     list.push(Entry {
         manager: writer.manager.to_string(),
         operation: "Apply".into(),
@@ -301,27 +451,33 @@ pub fn apply(
     Ok(result)
 }
 
+/// A field as kube writes it in messages (`.spec.size`), cut to a bounded length.
 fn dotted(p: &[String]) -> String {
-    format!(".{}", p.join("."))
+    const MAX: usize = 1024;
+    let s = format!(".{}", p.join("."));
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s,
+    }
 }
 
 /// The 409 kube-apiserver answers: `Apply failed with 1 conflict: conflict with
-/// "kubectl" using prsn.io/v1: .spec.size`, one cause per field.
-fn conflict_error(conflicts: &[(String, String, Path)], target: &Target) -> ApiError {
+/// "kubectl" using prsn.io/v1: .spec.size`, one cause per field (the first
+/// [`MAX_CONFLICTS`] are named).
+fn conflict_error(conflicts: &[(String, String, Vec<String>)], total: usize, target: &Target) -> ApiError {
     let with = |m: &str, v: &str| format!("conflict with \"{m}\" using {v}");
-    let described: Vec<String> = conflicts.iter().map(|(m, v, p)| format!("{}: {}", with(m, v), dotted(p))).collect();
+    let mut described: Vec<String> =
+        conflicts.iter().map(|(m, v, p)| format!("{}: {}", with(m, v), dotted(p))).collect();
+    if total > conflicts.len() {
+        described.push(format!("and {} more", total - conflicts.len()));
+    }
     let causes = conflicts
         .iter()
         .map(|(m, v, p)| Cause { reason: "FieldManagerConflict", message: with(m, v), field: dotted(p) })
         .collect();
     ApiError::conflict_with_causes(
         target,
-        format!(
-            "Apply failed with {} conflict{}: {}",
-            conflicts.len(),
-            if conflicts.len() == 1 { "" } else { "s" },
-            described.join(", ")
-        ),
+        format!("Apply failed with {total} conflict{}: {}", if total == 1 { "" } else { "s" }, described.join(", ")),
         causes,
     )
 }
@@ -334,6 +490,14 @@ mod tests {
         Writer { manager, api_version: "prsn.io/v1" }
     }
 
+    fn set_of(paths: &[&[&str]]) -> FieldSet {
+        let mut s = FieldSet::default();
+        for p in paths {
+            node_at(&mut s, p).leaf = true;
+        }
+        s
+    }
+
     fn target() -> Target {
         Target { group: "prsn.io".into(), resource: "mysqldbs".into(), name: "a".into() }
     }
@@ -344,9 +508,17 @@ mod tests {
         let f = fields_of(&obj);
         let encoded = encode(&f);
         assert_eq!(encoded, json!({"f:metadata": {"f:labels": {"f:t": {}}}, "f:spec": {"f:size": {}, "f:tags": {}}}));
-        let mut back = FieldSet::new();
-        decode(&encoded, &mut Vec::new(), &mut back);
+        let mut back = FieldSet::default();
+        decode(&encoded, &mut back, true);
         assert_eq!(back, f);
+        // A field with fields below it (sets merged over time) keeps both.
+        let mut both = f.clone();
+        both.children.get_mut("spec").unwrap().leaf = true;
+        let encoded = encode(&both);
+        assert_eq!(encoded["f:spec"]["."], json!({}));
+        let mut back = FieldSet::default();
+        decode(&encoded, &mut back, true);
+        assert_eq!(back, both);
     }
 
     #[test]
@@ -392,11 +564,52 @@ mod tests {
         record_update(Some(&old), &mut new, &w("editor"));
         let list = entries(&new);
         let editor = list.iter().find(|e| e.manager == "editor").unwrap();
-        assert_eq!(editor.fields, FieldSet::from([vec!["spec".to_string(), "size".to_string()]]));
+        assert_eq!(editor.fields, set_of(&[&["spec", "size"]]));
         let kubectl = list.iter().find(|e| e.manager == "kubectl").unwrap();
-        assert_eq!(kubectl.fields, FieldSet::from([vec!["spec".to_string(), "keep".to_string()]]));
+        assert_eq!(kubectl.fields, set_of(&[&["spec", "keep"]]));
         // Applying the old size now conflicts with the editor.
         let e = apply(Some(&new), &applied, &w("kubectl"), false, &target()).unwrap_err();
         assert!(e.message.contains("conflict with \"editor\" using prsn.io/v1: .spec.size"), "{}", e.message);
+    }
+
+    #[test]
+    fn field_sets_are_no_larger_than_their_object() {
+        // 100 nested keys of 1000 bytes over 2,000 leaves: each key is held once.
+        let mut inner = Map::new();
+        for i in 0..2000 {
+            inner.insert(format!("leaf{i}"), json!(i));
+        }
+        let mut v = Value::Object(inner);
+        for i in 0..100 {
+            v = json!({ format!("{i:01000}"): v });
+        }
+        let obj = json!({"metadata": {"name": "a"}, "spec": v});
+        let mut new = obj.clone();
+        record_update(None, &mut new, &w("big"));
+        let size = new.to_string().len();
+        assert!(
+            size < 3 * obj.to_string().len(),
+            "managedFields grew the object from {} to {size}",
+            obj.to_string().len()
+        );
+    }
+
+    #[test]
+    fn conflicts_are_named_up_to_a_bound() {
+        let mut spec = Map::new();
+        for i in 0..500 {
+            spec.insert(format!("k{i}"), json!(1));
+        }
+        let first =
+            apply(None, &json!({"metadata": {"name": "a"}, "spec": spec}), &w("one"), false, &target()).unwrap();
+        let mut changed = Map::new();
+        for i in 0..500 {
+            changed.insert(format!("k{i}"), json!(2));
+        }
+        let e = apply(Some(&first), &json!({"metadata": {"name": "a"}, "spec": changed}), &w("two"), false, &target())
+            .unwrap_err();
+        assert!(e.message.starts_with("Apply failed with 500 conflicts"), "{}", &e.message[..80]);
+        assert!(e.message.ends_with("and 400 more"), "{}", e.message);
+        assert_eq!(e.details.unwrap()["causes"].as_array().unwrap().len(), MAX_CONFLICTS);
     }
 }

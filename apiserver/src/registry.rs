@@ -47,15 +47,18 @@ pub fn decode(kv: &KeyValue, api_version: &str) -> Result<Value, ApiError> {
     Ok(obj)
 }
 
+/// The stored form of an object: without resourceVersion and selfLink, and
+/// only if it reads back (see [`crate::limits::check_stored`]).
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
     let mut stored = obj.clone();
     if let Some(Value::Object(m)) = stored.get_mut("metadata") {
         m.remove("resourceVersion");
         m.remove("selfLink");
     }
-    serde_json::to_vec(&stored)
-        .map(Bytes::from)
-        .map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))
+    let bytes =
+        serde_json::to_vec(&stored).map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))?;
+    crate::limits::check_stored(&stored, bytes.len())?;
+    Ok(Bytes::from(bytes))
 }
 
 fn metadata_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
@@ -189,10 +192,11 @@ pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run
             m.insert("name".into(), Value::String(name.clone()));
         }
         validate(&obj, &scope, &name)?;
+        let encoded = encode(&obj)?;
         if dry_run {
             return Ok(obj);
         }
-        match store.create(&scope.key(&name), encode(&obj)?).await {
+        match store.create(&scope.key(&name), encoded).await {
             Ok(kv) => return decode(&kv, &scope.rt.api_version(scope.version)),
             Err(StorageError::AlreadyExists { .. }) if generate.is_some() => continue,
             Err(e) => return Err(ApiError::from_storage(e, &scope.target(&name))),
@@ -273,6 +277,7 @@ pub async fn update(
     let deleting = meta_str(&obj, "deletionTimestamp").is_some();
     let no_finalizers =
         obj.get("metadata").and_then(|m| m.get("finalizers")).and_then(Value::as_array).is_none_or(|f| f.is_empty());
+    let encoded = encode(&obj)?;
     if dry_run {
         return Ok(obj);
     }
@@ -281,10 +286,10 @@ pub async fn update(
         let gone = store.delete(&key, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
         let mut last = gone.prev.clone();
         last.mod_revision = gone.revision;
-        last.value = encode(&obj)?;
+        last.value = encoded;
         return decode(&last, &scope.rt.api_version(scope.version));
     }
-    let kv = store.update(&key, encode(&obj)?, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
+    let kv = store.update(&key, encoded, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
     decode(&kv, &scope.rt.api_version(scope.version))
 }
 

@@ -139,6 +139,16 @@ impl ApiError {
         Self::new(413, "RequestEntityTooLarge", format!("the request body is larger than {limit} bytes"))
     }
 
+    /// 413 RequestEntityTooLarge with a message of its own.
+    pub fn too_large_message(message: impl Into<String>) -> Self {
+        Self::new(413, "RequestEntityTooLarge", message)
+    }
+
+    /// 413 RequestEntityTooLarge for an object the server would store, as kube-apiserver words it.
+    pub fn too_large_object(limit: usize) -> Self {
+        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+    }
+
     /// 415 UnsupportedMediaType.
     pub fn unsupported_media_type(got: &str, accepted: &[&str]) -> Self {
         Self::new(

@@ -1,0 +1,201 @@
+//! Bounds on what one request can make the server build or do. Every object
+//! the server builds from client input (a parsed body, the result of a merge
+//! patch, of each JSON patch operation, of an apply) is measured here before
+//! anything recurses over it, and every stored value passes [`check_stored`]
+//! first, so that the store never holds what the server cannot read back.
+//!
+//! The measurements walk values with an explicit stack: they are safe on
+//! values of any depth, and stop as soon as a bound is passed.
+
+use serde_json::Value;
+
+use crate::status::ApiError;
+
+/// Largest request body (as kube-apiserver's 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Deepest nesting of objects and arrays in an object a client makes the
+/// server build (a body, a patched or applied object).
+pub const MAX_DEPTH: usize = 100;
+
+/// Deepest nesting of a stored object, metadata the server adds
+/// (managedFields) included. The reader (serde_json) refuses more than 128.
+pub const MAX_STORED_DEPTH: usize = 120;
+
+/// Largest stored object, serialized.
+pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024;
+
+/// Most operations in one JSON patch, as kube-apiserver.
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// The size and nesting of a value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Nesting of objects and arrays (a scalar is 0, `{}` is 1).
+    pub depth: usize,
+    /// About the bytes of its JSON text (exact but for floats, counted as 24).
+    pub bytes: usize,
+    /// Values in it, itself included.
+    pub nodes: usize,
+}
+
+/// Why a measurement stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exceeded {
+    /// Nested deeper than allowed.
+    Depth,
+    /// Larger than allowed.
+    Bytes,
+}
+
+/// Measures `v`, stopping at the first bound it passes.
+pub fn measure(v: &Value, max_depth: usize, max_bytes: usize) -> Result<Shape, Exceeded> {
+    let mut shape = Shape::default();
+    // (value, depth of its container + 1) pairs still to visit.
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        shape.nodes += 1;
+        shape.bytes += match v {
+            Value::Null => 4,
+            Value::Bool(b) => 4 + usize::from(!*b),
+            Value::Number(n) => number_len(n),
+            Value::String(s) => string_len(s),
+            Value::Array(a) => {
+                let depth = depth + 1;
+                shape.depth = shape.depth.max(depth);
+                if depth > max_depth {
+                    return Err(Exceeded::Depth);
+                }
+                stack.extend(a.iter().map(|c| (c, depth)));
+                2 + a.len().saturating_sub(1)
+            }
+            Value::Object(m) => {
+                let depth = depth + 1;
+                shape.depth = shape.depth.max(depth);
+                if depth > max_depth {
+                    return Err(Exceeded::Depth);
+                }
+                let mut keys = 0;
+                for (k, c) in m {
+                    keys += string_len(k) + 1;
+                    stack.push((c, depth));
+                }
+                2 + keys + m.len().saturating_sub(1)
+            }
+        };
+        if shape.bytes > max_bytes {
+            return Err(Exceeded::Bytes);
+        }
+    }
+    Ok(shape)
+}
+
+fn number_len(n: &serde_json::Number) -> usize {
+    let digits = |mut x: u64| {
+        let mut d = 1;
+        while x >= 10 {
+            x /= 10;
+            d += 1;
+        }
+        d
+    };
+    match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => digits(u),
+        (None, Some(i)) => 1 + digits(i.unsigned_abs()),
+        _ => 24,
+    }
+}
+
+/// The length of a string as JSON text, quotes and escapes included.
+fn string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// Checks a request body's value: 400 when nested deeper than [`MAX_DEPTH`].
+pub fn check_body(v: &Value) -> Result<Shape, ApiError> {
+    measure(v, MAX_DEPTH, usize::MAX).map_err(|_| ApiError::bad_request(too_deep("the request body")))
+}
+
+/// Checks an object the server built from client input (a patch or apply
+/// result): 422 when nested deeper than [`MAX_DEPTH`] or larger than
+/// [`MAX_OBJECT_BYTES`].
+pub fn check_built(v: &Value) -> Result<Shape, ApiError> {
+    measure(v, MAX_DEPTH, MAX_OBJECT_BYTES).map_err(|e| match e {
+        Exceeded::Depth => ApiError::unprocessable(too_deep("the resulting object")),
+        Exceeded::Bytes => ApiError::too_large_object(MAX_OBJECT_BYTES),
+    })
+}
+
+/// Checks an object about to be stored, as JSON text: it must read back
+/// (nesting at most [`MAX_STORED_DEPTH`]) and be at most [`MAX_OBJECT_BYTES`].
+pub fn check_stored(v: &Value, encoded_len: usize) -> Result<(), ApiError> {
+    if encoded_len > MAX_OBJECT_BYTES {
+        return Err(ApiError::too_large_object(MAX_OBJECT_BYTES));
+    }
+    match measure(v, MAX_STORED_DEPTH, usize::MAX) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ApiError::unprocessable(too_deep("the object to store"))),
+    }
+}
+
+fn too_deep(what: &str) -> String {
+    format!("{what} is nested too deeply: at most {MAX_DEPTH} levels of objects and arrays are allowed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nested(levels: usize) -> Value {
+        let mut v = json!("leaf");
+        for _ in 0..levels {
+            v = json!({ "a": v });
+        }
+        v
+    }
+
+    #[test]
+    fn measures_depth_and_exact_size() {
+        for v in [json!({"a": [1, -22, true, null, "x\"\n\u{1}"], "b": {}}), json!([]), json!("é"), json!(12345)] {
+            let s = measure(&v, 10, usize::MAX).unwrap();
+            assert_eq!(s.bytes, v.to_string().len(), "{v}");
+        }
+        assert_eq!(measure(&json!({"a": [[1]]}), 10, usize::MAX).unwrap().depth, 3);
+        assert_eq!(measure(&json!(1), 10, usize::MAX).unwrap().depth, 0);
+    }
+
+    #[test]
+    fn stops_at_the_first_bound_without_recursing() {
+        // Deep enough to overflow a recursive walk; built and dropped by hand.
+        let mut v = Value::Null;
+        for _ in 0..200_000 {
+            v = Value::Array(vec![v]);
+        }
+        assert_eq!(measure(&v, MAX_DEPTH, usize::MAX), Err(Exceeded::Depth));
+        assert_eq!(measure(&json!({"a": "x".repeat(100)}), 10, 50), Err(Exceeded::Bytes));
+        // Drop without recursing.
+        while let Value::Array(mut a) = v {
+            v = a.pop().unwrap_or(Value::Null);
+        }
+    }
+
+    #[test]
+    fn bodies_built_objects_and_stored_objects() {
+        assert!(check_body(&nested(MAX_DEPTH)).is_ok());
+        assert_eq!(check_body(&nested(MAX_DEPTH + 1)).unwrap_err().code, 400);
+        assert_eq!(check_built(&nested(MAX_DEPTH + 1)).unwrap_err().code, 422);
+        let big = json!({"a": "x".repeat(MAX_OBJECT_BYTES)});
+        assert_eq!(check_built(&big).unwrap_err().code, 413);
+        assert!(check_stored(&nested(MAX_STORED_DEPTH), 10).is_ok());
+        assert_eq!(check_stored(&nested(MAX_STORED_DEPTH + 1), 10).unwrap_err().code, 422);
+        assert_eq!(check_stored(&json!({}), MAX_OBJECT_BYTES + 1).unwrap_err().code, 413);
+    }
+}
