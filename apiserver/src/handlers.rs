@@ -377,13 +377,38 @@ async fn serve(
             Ok(json_warned(StatusCode::OK, &updated, &warnings))
         }
         (Method::DELETE, Some(name)) => {
-            let pre = preconditions(&parts, take(body)?).await?;
-            if is_tpr && !dry_run {
-                return delete_tpr(app, scope, name, &pre).await;
+            let opts = delete_options(&parts, take(body)?, &q).await?;
+            if opts.ignore_read_errors {
+                // KEP-3926: a second authorization, for the unsafe verb.
+                let unsafe_verb = crate::authz::Attributes { verb: UNSAFE_DELETE_VERB, ..attributes };
+                app.authz.authorize(caller.user, &unsafe_verb).await.map_err(|e| {
+                    ApiError::forbidden(format!("not permitted to do \"{UNSAFE_DELETE_VERB}\", reason: {}", e.message))
+                })?;
+                if dry_run {
+                    return Err(ApiError::bad_request("ignoreStoreReadErrorWithClusterBreakingPotential cannot be used with dryRun"));
+                }
+                return Ok(h::json(StatusCode::OK, &registry::delete_corrupt(app.store.as_ref(), scope, name).await?));
             }
-            Ok(h::json(StatusCode::OK, &registry::delete(app.store.as_ref(), scope, name, &pre, dry_run, None).await?))
+            if is_tpr && !dry_run {
+                return delete_tpr(app, scope, name, &opts.preconditions).await;
+            }
+            let deleted = registry::delete(app.store.as_ref(), scope, name, &opts.preconditions, dry_run, None).await?;
+            Ok(h::json(StatusCode::OK, &deleted))
         }
-        (Method::DELETE, None) if !is_tpr => delete_collection(app, scope, &q, dry_run).await,
+        (Method::DELETE, None) if !is_tpr => {
+            if delete_options(&parts, take(body)?, &q).await?.ignore_read_errors {
+                return Err(ApiError::invalid(
+                    &scope.target(""),
+                    "DeleteOptions",
+                    vec![crate::status::Cause {
+                        reason: "FieldValueInvalid",
+                        message: "Invalid value: true: is not allowed with DELETECOLLECTION, try again after removing the option".into(),
+                        field: "ignoreStoreReadErrorWithClusterBreakingPotential".into(),
+                    }],
+                ));
+            }
+            delete_collection(app, scope, &q, dry_run).await
+        }
         (m, _) => Err(ApiError::method_not_allowed(&m, parts.uri.path())),
     }
 }
@@ -474,6 +499,7 @@ async fn server_side_apply(
             Err(e) => return Err(e),
         };
         let mut merged = managed_fields::apply(current.as_ref(), &applied, opts.writer, force, &target)?;
+        crate::limits::check_built(&merged)?;
         if opts.is_tpr {
             tpr::validate(&merged)?;
         }
@@ -558,24 +584,77 @@ fn json_warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response
     resp
 }
 
-/// Preconditions from a DeleteOptions body, if any.
-async fn preconditions(parts: &http::request::Parts, body: Incoming) -> Result<Preconditions, ApiError> {
-    let has_body =
-        parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");
-    if !has_body {
-        return Ok(Preconditions::default());
+/// The authorization verb of a delete that ignores read errors (KEP-3926).
+const UNSAFE_DELETE_VERB: &str = "unsafe-delete-ignore-read-errors";
+
+/// What a DeleteOptions body (or the query) asks of a delete.
+struct DeleteOptions {
+    preconditions: Preconditions,
+    /// `ignoreStoreReadErrorWithClusterBreakingPotential`: delete a corrupt object.
+    ignore_read_errors: bool,
+}
+
+/// DeleteOptions from the body, if any, and the query. Fields of the wrong
+/// type are a 400, as kube-apiserver's decoder answers.
+async fn delete_options(
+    parts: &http::request::Parts,
+    body: Incoming,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<DeleteOptions, ApiError> {
+    let raw = h::read_bytes(parts, body).await?;
+    let opts = if raw.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        let v: Value = serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+        crate::limits::check_body(&v)?;
+        v
+    };
+    let bad = |field: &str, want: &str| {
+        ApiError::bad_request(format!(
+            "DeleteOptions cannot be handled: json: cannot unmarshal into Go struct field DeleteOptions.{field} of type {want}"
+        ))
+    };
+    if !opts.is_object() {
+        return Err(bad("", "v1.DeleteOptions"));
     }
-    let opts = h::read_json(parts, body).await?;
-    let pre = opts.get("preconditions");
-    let resource_version = match pre.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str) {
+    let pre = match opts.get("preconditions") {
+        None | Some(Value::Null) => &Value::Null,
+        Some(p @ Value::Object(_)) => p,
+        Some(_) => return Err(bad("preconditions", "v1.Preconditions")),
+    };
+    let text = |v: &Value, field: &str| match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(&format!("preconditions.{field}"), "string")),
+    };
+    let resource_version = match text(pre, "resourceVersion")? {
         Some(rv) => Some(
             rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion precondition {rv:?}")))?,
         ),
         None => None,
     };
-    Ok(Preconditions {
-        uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(String::from),
-        resource_version,
+    for (field, ok) in [
+        ("gracePeriodSeconds", opts.get("gracePeriodSeconds").is_none_or(|v| v.is_null() || v.is_i64())),
+        ("orphanDependents", opts.get("orphanDependents").is_none_or(|v| v.is_null() || v.is_boolean())),
+        ("propagationPolicy", opts.get("propagationPolicy").is_none_or(|v| v.is_null() || v.is_string())),
+        ("dryRun", opts.get("dryRun").is_none_or(|v| v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))),
+    ] {
+        if !ok {
+            return Err(bad(field, "the documented type"));
+        }
+    }
+    const IGNORE: &str = "ignoreStoreReadErrorWithClusterBreakingPotential";
+    let ignore_read_errors = match (opts.get(IGNORE), q.get(IGNORE).map(String::as_str)) {
+        (Some(Value::Bool(b)), _) => *b,
+        (None | Some(Value::Null), None) => false,
+        (None | Some(Value::Null), Some("true")) => true,
+        (None | Some(Value::Null), Some("false" | "")) => false,
+        _ => return Err(bad(IGNORE, "bool")),
+    };
+    Ok(DeleteOptions {
+        preconditions: Preconditions { uid: text(pre, "uid")?, resource_version },
+        ignore_read_errors,
     })
 }
 
@@ -659,6 +738,7 @@ async fn list(
     let target = scope.target("");
     let api_version = scope.rt.api_version(scope.version);
     let mut items = Vec::new();
+    let mut corrupt = Vec::new();
     let mut opts = ListOptions { prefix: prefix.clone(), start, limit: 0, revision };
     // Read in pages until `limit` matching objects are found (or the end).
     let (read_at, next) = 'pages: loop {
@@ -671,7 +751,13 @@ async fn list(
         })?;
         opts.revision = ReadRevision::Exact(page.revision);
         for (i, kv) in page.items.iter().enumerate() {
-            let obj = registry::decode(kv, &api_version)?;
+            let obj = match registry::decode(kv, &api_version) {
+                Ok(obj) => obj,
+                Err(e) => {
+                    note_corrupt(&mut corrupt, kv, e);
+                    continue;
+                }
+            };
             if labels.matches(&obj) && fields.matches(&obj) {
                 items.push(obj);
                 if limit > 0 && items.len() == limit {
@@ -685,6 +771,9 @@ async fn list(
             _ => break (page.revision, None),
         }
     };
+    if !corrupt.is_empty() {
+        return Err(ApiError::storage_read_error(&target, corrupt));
+    }
     let mut metadata = json!({"resourceVersion": read_at.to_string()});
     if let Some(next) = next {
         metadata["continue"] = Value::String(encode_continue(read_at, &next));
@@ -699,6 +788,27 @@ async fn list(
         "items": items,
     });
     Ok(h::json(StatusCode::OK, &body))
+}
+
+/// Most unreadable objects named in one StorageReadError, as kube-apiserver.
+const MAX_CORRUPT_NAMED: usize = 100;
+
+/// Notes an object a list cannot read, for its StorageReadError.
+fn note_corrupt(causes: &mut Vec<crate::status::Cause>, kv: &storage::KeyValue, e: ApiError) {
+    tracing::error!(key = %kv.key, error = %e.message, "a stored object cannot be read");
+    match causes.len() {
+        n if n < MAX_CORRUPT_NAMED => causes.push(crate::status::Cause {
+            reason: "UnexpectedServerResponse",
+            message: e.message,
+            field: kv.key.clone(),
+        }),
+        n if n == MAX_CORRUPT_NAMED => causes.push(crate::status::Cause {
+            reason: "TooMany",
+            message: "too many errors, the list is truncated".into(),
+            field: String::new(),
+        }),
+        _ => {}
+    }
 }
 
 async fn watch(
@@ -740,6 +850,7 @@ async fn watch(
     let params = watch::WatchParams {
         api_version: scope.rt.api_version(scope.version),
         kind: scope.rt.kind.clone(),
+        key_prefix: scope.rt.key_prefix.clone(),
         labels,
         fields,
         bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
@@ -769,9 +880,17 @@ async fn delete_collection(
     };
     let page = scope.rt.cache.list(&opts).await.map_err(|e| ApiError::from_storage(e, &scope.target("")))?;
     let api_version = scope.rt.api_version(scope.version);
+    let mut corrupt = Vec::new();
+    let objects: Vec<Value> = page
+        .items
+        .iter()
+        .filter_map(|kv| registry::decode(kv, &api_version).map_err(|e| note_corrupt(&mut corrupt, kv, e)).ok())
+        .collect();
+    if !corrupt.is_empty() {
+        return Err(ApiError::storage_read_error(&scope.target(""), corrupt));
+    }
     let mut deleted = Vec::new();
-    for kv in &page.items {
-        let obj = registry::decode(kv, &api_version)?;
+    for obj in objects {
         if !(labels.matches(&obj) && fields.matches(&obj)) {
             continue;
         }

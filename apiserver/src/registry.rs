@@ -33,13 +33,11 @@ impl Scope<'_> {
     }
 }
 
-/// Turns a stored value into the object a client sees through `api_version`.
+/// Turns a stored value into the object a client sees through `api_version`;
+/// a value that is not a JSON object is [`ApiError::corrupt`].
 pub fn decode(kv: &KeyValue, api_version: &str) -> Result<Value, ApiError> {
-    let mut obj: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
-    let map = obj
-        .as_object_mut()
-        .ok_or_else(|| ApiError::internal(format!("stored object {} is not a JSON object", kv.key)))?;
+    let mut obj = read_stored(kv)?;
+    let map = obj.as_object_mut().ok_or_else(|| ApiError::corrupt(&kv.key, "not a JSON object"))?;
     map.insert("apiVersion".into(), Value::String(api_version.to_string()));
     if let Some(Value::Object(m)) = map.get_mut("metadata") {
         m.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
@@ -49,6 +47,32 @@ pub fn decode(kv: &KeyValue, api_version: &str) -> Result<Value, ApiError> {
 
 /// The stored form of an object: without resourceVersion and selfLink, and
 /// only if it reads back (see [`crate::limits::check_stored`]).
+/// The stored JSON of `kv`, as written.
+fn read_stored(kv: &KeyValue) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::corrupt(&kv.key, e))?;
+    if !v.is_object() {
+        return Err(ApiError::corrupt(&kv.key, "not a JSON object"));
+    }
+    Ok(v)
+}
+
+/// What a watcher is told of a deleted object that cannot be read: its
+/// kind, name, namespace and revision, all known from its key.
+pub fn tombstone(kv: &KeyValue, key_prefix: &str, kind: &str, api_version: &str) -> Value {
+    let rest = kv.key.strip_prefix(key_prefix).unwrap_or(&kv.key);
+    let (namespace, name) = match rest.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, rest),
+    };
+    let mut meta = Map::new();
+    meta.insert("name".into(), Value::String(name.into()));
+    if let Some(ns) = namespace {
+        meta.insert("namespace".into(), Value::String(ns.into()));
+    }
+    meta.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
+    serde_json::json!({"kind": kind, "apiVersion": api_version, "metadata": meta})
+}
+
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
     let mut stored = obj.clone();
     if let Some(Value::Object(m)) = stored.get_mut("metadata") {
@@ -271,8 +295,7 @@ pub async fn update(
             "the object has been modified; please apply your changes to the latest version and try again",
         ));
     }
-    let old: Value = serde_json::from_slice(&current.value)
-        .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
+    let old = read_stored(&current)?;
     merge_server_fields(&mut obj, &old)?;
     let deleting = meta_str(&obj, "deletionTimestamp").is_some();
     let no_finalizers =
@@ -317,6 +340,43 @@ pub struct Preconditions {
     pub uid: Option<String>,
     /// The object must be at this resourceVersion.
     pub resource_version: Option<i64>,
+}
+
+/// Deletes an object that cannot be read (`ignoreStoreReadErrorWithClusterBreakingPotential`):
+/// no preconditions, no finalizers, as kube-apiserver's unsafe delete
+/// (KEP-3926). A readable object is a 422: the option is only for corrupt ones.
+pub async fn delete_corrupt(store: &dyn Store, scope: Scope<'_>, name: &str) -> Result<Value, ApiError> {
+    let target = scope.target(name);
+    let key = scope.key(name);
+    loop {
+        let current = store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::from_storage(e, &target))?
+            .ok_or_else(|| ApiError::not_found(&target))?;
+        if decode(&current, &scope.rt.api_version(scope.version)).is_ok() {
+            return Err(ApiError::invalid(
+                &target,
+                "DeleteOptions",
+                vec![Cause {
+                    reason: "FieldValueInvalid",
+                    message: "Invalid value: true: is exclusively used to delete corrupt object(s), try again by removing this option".into(),
+                    field: "ignoreStoreReadErrorWithClusterBreakingPotential".into(),
+                }],
+            ));
+        }
+        match store.delete(&key, Some(current.mod_revision)).await {
+            Ok(_) => {
+                tracing::warn!(key, "a corrupt object was deleted with ignoreStoreReadErrorWithClusterBreakingPotential");
+                return Ok(serde_json::json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": name, "group": target.group, "kind": target.resource},
+                }));
+            }
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(e) => return Err(ApiError::from_storage(e, &target)),
+        }
+    }
 }
 
 /// Deletes an object, or marks it for deletion (a deletionTimestamp) while

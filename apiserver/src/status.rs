@@ -182,6 +182,30 @@ impl ApiError {
         Self::new(429, "TooManyRequests", message)
     }
 
+    /// 500 InternalError for a stored object that cannot be read (a bug or a
+    /// hand edit of the store), worded as kube-apiserver's, with the way out.
+    pub fn corrupt(key: &str, why: impl std::fmt::Display) -> Self {
+        Self::new(
+            500,
+            "InternalError",
+            format!(
+                "Internal error occurred: StorageError: corrupt object, Key: {key}, AdditionalErrorMsg: object not decodable: {why}; \
+                 an administrator can delete it with the delete option ignoreStoreReadErrorWithClusterBreakingPotential: true"
+            ),
+        )
+    }
+
+    /// 500 StorageReadError: a list met objects it cannot read; one cause per
+    /// object (its key), as kube-apiserver answers (KEP-3926).
+    pub fn storage_read_error(t: &Target, causes: Vec<Cause>) -> Self {
+        let mut e = Self::new(500, "StorageReadError", format!("failed to read one or more {} from the storage", t.qualified()));
+        e.details = Some(json!({
+            "name": "list", "group": t.group, "kind": t.resource,
+            "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+        }));
+        e
+    }
+
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)

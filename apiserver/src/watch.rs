@@ -20,8 +20,10 @@ use crate::status::ApiError;
 pub struct WatchParams {
     /// `group/version` of the URL.
     pub api_version: String,
-    /// Kind of the type (for bookmarks).
+    /// Kind of the type (for bookmarks and tombstones).
     pub kind: String,
+    /// The type's storage prefix (names and namespaces of tombstones).
+    pub key_prefix: String,
     /// Selectors applied to every event.
     pub labels: LabelSelector,
     /// Field selectors applied to every event.
@@ -104,14 +106,41 @@ fn bookmark(p: &WatchParams, revision: i64, end_of_initial: bool) -> Bytes {
     line("BOOKMARK", json!({"kind": p.kind, "apiVersion": p.api_version, "metadata": meta}))
 }
 
+/// What one cache event becomes for a watcher.
+enum Line {
+    /// Send this line.
+    Send(Bytes),
+    /// Nothing for this watcher (its selectors do not match).
+    Skip,
+    /// The object cannot be read: send this ERROR line and end the watch,
+    /// so that the client re-lists and meets the list's StorageReadError
+    /// instead of silently missing an event.
+    End(Bytes),
+}
+
+/// The object of an event: decoded, or, for a DELETED event of an object
+/// that cannot be read, its tombstone (kind, name, namespace, revision).
+fn event_object(p: &WatchParams, e: &CacheEvent) -> Result<Value, Bytes> {
+    match decode(&e.object, &p.api_version) {
+        Ok(obj) => Ok(obj),
+        Err(_) if e.kind == EventKind::Deleted => {
+            Ok(crate::registry::tombstone(&e.object, &p.key_prefix, &p.kind, &p.api_version))
+        }
+        Err(err) => {
+            tracing::error!(key = %e.object.key, error = %err.message, "a watched object cannot be read; ending the watch");
+            Err(line("ERROR", err.to_status()))
+        }
+    }
+}
+
 /// Turns one cache event into the line a client sees, applying selectors:
 /// an object that starts matching is ADDED, one that stops is DELETED.
-fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
+fn event_line(p: &WatchParams, e: &CacheEvent) -> Line {
     if p.labels.is_empty() && p.fields.is_empty() && p.table.is_none() {
         // Every watcher without selectors sends the same line: encode it once.
         if let Some((version, line)) = e.encoded.get() {
             if *version == p.api_version {
-                return Some(line.clone());
+                return Line::Send(line.clone());
             }
         }
         let kind = match e.kind {
@@ -119,13 +148,21 @@ fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
             EventKind::Modified => "MODIFIED",
             EventKind::Deleted => "DELETED",
         };
-        let encoded = line(kind, decode(&e.object, &p.api_version).ok()?);
+        let obj = match event_object(p, e) {
+            Ok(obj) => obj,
+            Err(error) => return Line::End(error),
+        };
+        let encoded = line(kind, obj);
         let _ = e.encoded.set((p.api_version.clone(), encoded.clone()));
-        return Some(encoded);
+        return Line::Send(encoded);
     }
-    let obj = decode(&e.object, &p.api_version).ok()?;
+    let obj = match event_object(p, e) {
+        Ok(obj) => obj,
+        Err(error) => return Line::End(error),
+    };
     let matches = |o: &Value| p.labels.matches(o) && p.fields.matches(o);
     let now = matches(&obj);
+    // A previous version that cannot be read matched nothing.
     let before =
         e.prev.as_ref().and_then(|prev| decode(prev, &p.api_version).ok()).map(|o| matches(&o)).unwrap_or(false);
     let kind = match (e.kind, before, now) {
@@ -134,13 +171,13 @@ fn event_line(p: &WatchParams, e: &CacheEvent) -> Option<Bytes> {
         (EventKind::Modified, false, true) => "ADDED",
         (EventKind::Modified, true, false) => "DELETED",
         (EventKind::Deleted, _, _) if now || before => "DELETED",
-        _ => return None,
+        _ => return Line::Skip,
     };
     let obj = match &p.table {
         Some(t) => t.single(obj),
         None => obj,
     };
-    Some(line(kind, obj))
+    Line::Send(line(kind, obj))
 }
 
 struct State {
@@ -236,8 +273,12 @@ impl hyper::body::Body for WatchBody {
             let bytes = match next {
                 None => return Poll::Ready(None),
                 Some(Ok(WatchItem::Event(e))) => match event_line(&st.params, &e) {
-                    Some(l) => l,
-                    None => continue,
+                    Line::Send(l) => l,
+                    Line::Skip => continue,
+                    Line::End(l) => {
+                        st.done = true;
+                        l
+                    }
                 },
                 Some(Ok(WatchItem::Bookmark(r))) if st.params.bookmarks => bookmark(&st.params, r, false),
                 Some(Ok(WatchItem::Bookmark(_))) => continue,
@@ -268,11 +309,14 @@ impl State {
                 continue;
             }
             match self.watcher.try_recv() {
-                Some(WatchItem::Event(e)) => {
-                    if let Some(l) = event_line(&self.params, &e) {
+                Some(WatchItem::Event(e)) => match event_line(&self.params, &e) {
+                    Line::Send(l) => buf.extend_from_slice(&l),
+                    Line::Skip => {}
+                    Line::End(l) => {
                         buf.extend_from_slice(&l);
+                        self.done = true;
                     }
-                }
+                },
                 Some(WatchItem::Bookmark(r)) if self.params.bookmarks => {
                     buf.extend_from_slice(&bookmark(&self.params, r, false))
                 }
