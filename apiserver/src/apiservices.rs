@@ -71,14 +71,20 @@ async fn stored_group_versions(tprs: &ResourceType) -> Result<Vec<(String, Strin
         ListOptions { prefix: tprs.list_prefix(None), start: None, limit: 0, revision: ReadRevision::Consistent };
     let page = tprs.cache.list(&opts).await.map_err(|e| e.to_string())?;
     let mut out = vec![("extensions".to_string(), "v1beta1".to_string())];
+    let mut stored = std::collections::BTreeMap::new();
     for kv in &page.items {
         let Ok(tpr) = serde_json::from_slice::<Value>(&kv.value) else { continue };
         if tpr.pointer("/metadata/deletionTimestamp").is_some() {
             continue;
         }
-        let Ok((names, versions)) = crate::tpr::validate(&tpr) else { continue };
-        for v in versions.into_iter().filter(|v| is_dns_label(v)) {
-            out.push((names.group.clone(), v));
+        if let Some(c) = crate::tpr::candidate(&tpr) {
+            stored.insert(c.name.clone(), c);
+        }
+    }
+    // Only what is served: a TPR that conflicts with an older one is not.
+    for c in crate::tpr::resolve(&stored).0 {
+        for v in c.versions.iter().filter(|v| is_dns_label(v)) {
+            out.push((c.names.group.clone(), v.clone()));
         }
     }
     out.sort();

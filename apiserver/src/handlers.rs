@@ -313,6 +313,11 @@ async fn serve(
         name: name.unwrap_or_default().to_string(),
     };
     app.authz.authorize(caller.user, &attributes).await?;
+    // TPR writes on this replica go one at a time: conflict check, store, serve.
+    let _tpr_writes = match (is_tpr, &method) {
+        (true, &Method::POST | &Method::PUT | &Method::PATCH) => Some(app.controller.lock_writes().await),
+        _ => None,
+    };
     match (method, name) {
         (Method::GET, _) if wants_watch => {
             let gauge = app.metrics.watch_opened(caller.info);
@@ -327,24 +332,24 @@ async fn serve(
         }
         (Method::GET, None) => list(scope, &q, table_output(&parts, &q, is_tpr)?).await,
         (Method::POST, None) => {
-            let (mut obj, warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
+            let (mut obj, mut warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
             managed_fields::record_update(None, &mut obj, &writer);
             if is_tpr {
-                tpr::validate(&obj)?;
+                check_tpr(app, &obj)?;
             }
             let created = registry::create(app.store.as_ref(), scope, obj, dry_run).await?;
-            serve_if_tpr(app, is_tpr && !dry_run, &created)?;
+            warnings.extend(serve_if_tpr(app, is_tpr && !dry_run, &created)?);
             Ok(json_warned(StatusCode::CREATED, &created, &warnings))
         }
         (Method::PUT, Some(name)) => {
-            let (mut obj, warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
+            let (mut obj, mut warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
             let old = registry::get(app.store.as_ref(), scope, name).await?;
             managed_fields::record_update(Some(&old), &mut obj, &writer);
             if is_tpr {
-                tpr::validate(&obj)?;
+                check_tpr(app, &obj)?;
             }
             let updated = registry::update(app.store.as_ref(), scope, name, obj, dry_run).await?;
-            serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
+            warnings.extend(serve_if_tpr(app, is_tpr && !dry_run, &updated)?);
             Ok(json_warned(StatusCode::OK, &updated, &warnings))
         }
         (Method::PATCH, Some(name)) => {
@@ -363,7 +368,7 @@ async fn serve(
                 }
                 let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
                 let (code, stored) = server_side_apply(app, scope, name, applied, force, &opts).await?;
-                serve_if_tpr(app, is_tpr && !dry_run, &stored)?;
+                warnings.extend(serve_if_tpr(app, is_tpr && !dry_run, &stored)?);
                 return Ok(json_warned(code, &stored, &warnings));
             }
             let (patch, raw) = h::read_json_raw(&parts, take(body)?).await?;
@@ -373,7 +378,7 @@ async fn serve(
             let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
             let (updated, more) = apply_patch(app, scope, name, &patch, &opts).await.map_err(undecodable)?;
             warnings.extend(more);
-            serve_if_tpr(app, is_tpr && !dry_run, &updated)?;
+            warnings.extend(serve_if_tpr(app, is_tpr && !dry_run, &updated)?);
             Ok(json_warned(StatusCode::OK, &updated, &warnings))
         }
         (Method::DELETE, Some(name)) => {
@@ -385,7 +390,9 @@ async fn serve(
                     ApiError::forbidden(format!("not permitted to do \"{UNSAFE_DELETE_VERB}\", reason: {}", e.message))
                 })?;
                 if dry_run {
-                    return Err(ApiError::bad_request("ignoreStoreReadErrorWithClusterBreakingPotential cannot be used with dryRun"));
+                    return Err(ApiError::bad_request(
+                        "ignoreStoreReadErrorWithClusterBreakingPotential cannot be used with dryRun",
+                    ));
                 }
                 return Ok(h::json(StatusCode::OK, &registry::delete_corrupt(app.store.as_ref(), scope, name).await?));
             }
@@ -413,12 +420,25 @@ async fn serve(
     }
 }
 
-/// A stored ThirdPartyResource is served at once, before the answer.
-fn serve_if_tpr(app: &App, is_tpr: bool, stored: &Value) -> Result<(), ApiError> {
-    if is_tpr {
-        app.controller.ensure_served(stored)?;
+/// A stored ThirdPartyResource is served at once, before the answer; a
+/// warning says so when it is not (an older TPR that raced it serves the same).
+fn serve_if_tpr(app: &App, is_tpr: bool, stored: &Value) -> Result<Vec<String>, ApiError> {
+    if !is_tpr {
+        return Ok(Vec::new());
     }
-    Ok(())
+    Ok(app
+        .controller
+        .observe(stored)?
+        .map(|why| format!("this ThirdPartyResource is not served: {why}"))
+        .into_iter()
+        .collect())
+}
+
+/// A ThirdPartyResource about to be written: valid (422), and in no
+/// conflict with another stored TPR (409).
+fn check_tpr(app: &App, tpr: &Value) -> Result<(), ApiError> {
+    tpr::validate(tpr)?;
+    app.controller.check_conflicts(tpr)
 }
 
 /// Applies a patch to the current object (see [`crate::patch`]). A patch that
@@ -446,7 +466,7 @@ async fn apply_patch(
             }
         }
         if opts.is_tpr {
-            tpr::validate(&current)?;
+            check_tpr(app, &current)?;
         }
         match registry::update(app.store.as_ref(), scope, name, current, opts.dry_run).await {
             Err(e) if e.reason == "Conflict" && !pinned && attempts < 5 => attempts += 1,
@@ -501,7 +521,7 @@ async fn server_side_apply(
         let mut merged = managed_fields::apply(current.as_ref(), &applied, opts.writer, force, &target)?;
         crate::limits::check_built(&merged)?;
         if opts.is_tpr {
-            tpr::validate(&merged)?;
+            check_tpr(app, &merged)?;
         }
         let result = match &current {
             None => registry::create(app.store.as_ref(), scope, merged, opts.dry_run)
@@ -638,7 +658,11 @@ async fn delete_options(
         ("gracePeriodSeconds", opts.get("gracePeriodSeconds").is_none_or(|v| v.is_null() || v.is_i64())),
         ("orphanDependents", opts.get("orphanDependents").is_none_or(|v| v.is_null() || v.is_boolean())),
         ("propagationPolicy", opts.get("propagationPolicy").is_none_or(|v| v.is_null() || v.is_string())),
-        ("dryRun", opts.get("dryRun").is_none_or(|v| v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))),
+        (
+            "dryRun",
+            opts.get("dryRun")
+                .is_none_or(|v| v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))),
+        ),
     ] {
         if !ok {
             return Err(bad(field, "the documented type"));
@@ -652,10 +676,7 @@ async fn delete_options(
         (None | Some(Value::Null), Some("false" | "")) => false,
         _ => return Err(bad(IGNORE, "bool")),
     };
-    Ok(DeleteOptions {
-        preconditions: Preconditions { uid: text(pre, "uid")?, resource_version },
-        ignore_read_errors,
-    })
+    Ok(DeleteOptions { preconditions: Preconditions { uid: text(pre, "uid")?, resource_version }, ignore_read_errors })
 }
 
 /// Deleting a TPR marks it (a deletionTimestamp and a finalizer of the

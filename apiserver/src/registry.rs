@@ -367,7 +367,10 @@ pub async fn delete_corrupt(store: &dyn Store, scope: Scope<'_>, name: &str) -> 
         }
         match store.delete(&key, Some(current.mod_revision)).await {
             Ok(_) => {
-                tracing::warn!(key, "a corrupt object was deleted with ignoreStoreReadErrorWithClusterBreakingPotential");
+                tracing::warn!(
+                    key,
+                    "a corrupt object was deleted with ignoreStoreReadErrorWithClusterBreakingPotential"
+                );
                 return Ok(serde_json::json!({
                     "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": target.group, "kind": target.resource},

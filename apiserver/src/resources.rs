@@ -24,6 +24,17 @@ pub struct ResourceType {
     pub key_prefix: String,
     /// The cache that serves lists, gets and watches.
     pub cache: Arc<WatchCache>,
+    /// The ThirdPartyResource that asks for it (none for built-in types).
+    pub owner: Option<Owner>,
+}
+
+/// The ThirdPartyResource a type is served for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Its `metadata.name`.
+    pub name: String,
+    /// Its `metadata.uid` (a TPR deleted and created again is another owner).
+    pub uid: String,
 }
 
 impl ResourceType {

@@ -198,7 +198,11 @@ impl ApiError {
     /// 500 StorageReadError: a list met objects it cannot read; one cause per
     /// object (its key), as kube-apiserver answers (KEP-3926).
     pub fn storage_read_error(t: &Target, causes: Vec<Cause>) -> Self {
-        let mut e = Self::new(500, "StorageReadError", format!("failed to read one or more {} from the storage", t.qualified()));
+        let mut e = Self::new(
+            500,
+            "StorageReadError",
+            format!("failed to read one or more {} from the storage", t.qualified()),
+        );
         e.details = Some(json!({
             "name": "list", "group": t.group, "kind": t.resource,
             "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
