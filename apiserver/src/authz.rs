@@ -2,10 +2,17 @@
 //! static rules file for standalone use (`--authorization-policy-file`); or
 //! `Webhook` — SubjectAccessReviews against the host cluster
 //! ([`crate::delegated::AccessReviewer`]).
-//! Group `system:masters` is always allowed. Discovery and OpenAPI documents
-//! are open to every authenticated user, as kube-apiserver's default
-//! `system:discovery` binding makes them. A denial is a 403 naming the user,
-//! the verb and the resource, worded as kube-apiserver words it.
+//! Group `system:masters` is always allowed. Requests for paths that are not
+//! resources (`/metrics`, discovery, OpenAPI) are authorized too, as
+//! kube-apiserver's `nonResourceURLs`: AlwaysAllow allows them; Policy allows
+//! kube's defaults (`system:discovery`: `get` of `/api`, `/api/*`, `/apis`,
+//! `/apis/*`, `/openapi`, `/openapi/*`, `/version`, health) to every
+//! authenticated user and anything else (`/metrics`, `/`) only by a rule with
+//! `nonResourcePaths`; Webhook sends `nonResourceAttributes`. Health and
+//! `/version` are answered before authentication, as kube's
+//! `system:public-info-viewer` allows them to anyone. A denial is a 403
+//! naming the user, the verb and the resource or path, worded as
+//! kube-apiserver words it.
 //!
 //! The policy file (YAML or JSON):
 //!
@@ -16,6 +23,9 @@
 //!     apiGroups: [prsn.io]      # "*" for every group
 //!     resources: [mysqldbs]     # "*" for every resource
 //!     namespaces: [default]     # absent or "*": every namespace and cluster scope
+//!   - groups: [monitoring]
+//!     verbs: [get]
+//!     nonResourcePaths: [/metrics]   # exact, or a prefix ending in "*"
 //! ```
 
 use std::path::Path;
@@ -58,6 +68,34 @@ pub struct Rule {
     resources: Vec<String>,
     #[serde(default)]
     namespaces: Vec<String>,
+    #[serde(default)]
+    non_resource_paths: Vec<String>,
+}
+
+/// kube's `system:discovery` paths, open to every authenticated user.
+const DISCOVERY_PATHS: &[&str] = &[
+    "/api",
+    "/api/*",
+    "/apis",
+    "/apis/*",
+    "/healthz",
+    "/livez",
+    "/openapi",
+    "/openapi/*",
+    "/readyz",
+    "/version",
+    "/version/",
+];
+
+/// True when `path` matches a pattern: the same path, or a prefix ending in `*`.
+fn path_matches(patterns: &[impl AsRef<str>], path: &str) -> bool {
+    patterns.iter().any(|p| {
+        let p = p.as_ref();
+        match p.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => p == path,
+        }
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,8 +109,16 @@ fn any_of(list: &[String], value: &str) -> bool {
 }
 
 impl Rule {
+    fn applies_to(&self, user: &User) -> bool {
+        any_of(&self.users, &user.name) || user.groups.iter().any(|g| any_of(&self.groups, g))
+    }
+
+    fn allows_path(&self, user: &User, verb: &str, path: &str) -> bool {
+        self.applies_to(user) && any_of(&self.verbs, verb) && path_matches(&self.non_resource_paths, path)
+    }
+
     fn allows(&self, user: &User, a: &Attributes<'_>) -> bool {
-        let who = any_of(&self.users, &user.name) || user.groups.iter().any(|g| any_of(&self.groups, g));
+        let who = self.applies_to(user);
         let namespace_ok = self.namespaces.is_empty()
             || self.namespaces.iter().any(|n| n == "*")
             || a.namespace.is_some_and(|ns| any_of(&self.namespaces, ns));
@@ -135,6 +181,30 @@ impl Authorizer {
             other => Err(AuthzError::Config(format!(
                 "--authorization-mode must be AlwaysAllow, Policy or Webhook, not {other:?}"
             ))),
+        }
+    }
+
+    /// Allows a request for a path that is no resource (`verb` is the
+    /// lower-cased method), or answers 403 (500 when the host cannot be asked).
+    pub async fn authorize_path(&self, user: &User, verb: &str, path: &str) -> Result<(), ApiError> {
+        if user.groups.iter().any(|g| g == "system:masters") {
+            return Ok(());
+        }
+        let allowed = match self {
+            Authorizer::AlwaysAllow => true,
+            Authorizer::Policy(rules) => {
+                (verb == "get" && path_matches(DISCOVERY_PATHS, path))
+                    || rules.iter().any(|r| r.allows_path(user, verb, path))
+            }
+            Authorizer::Webhook(reviewer) => reviewer
+                .allowed_path(user, verb, path)
+                .await
+                .map_err(|e| ApiError::internal(format!("authorization: {e}")))?,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("forbidden: User \"{}\" cannot {verb} path \"{path}\"", user.name)))
         }
     }
 
@@ -206,6 +276,24 @@ mod tests {
         );
         assert!(a.authorize(&user("bob", &["admins"]), &attrs("delete", None)).await.is_ok());
         assert!(a.authorize(&user("root", &["system:masters"]), &attrs("delete", None)).await.is_ok());
+        // Paths: discovery is open to everyone authenticated; /metrics needs a rule.
+        assert!(a.authorize_path(&alice, "get", "/apis/prsn.io/v1").await.is_ok());
+        assert!(a.authorize_path(&alice, "get", "/openapi/v3").await.is_ok());
+        let e = a.authorize_path(&alice, "get", "/metrics").await.unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (403, "forbidden: User \"alice\" cannot get path \"/metrics\""));
+        assert!(a.authorize_path(&alice, "post", "/apis").await.is_err());
+        assert!(a.authorize_path(&user("root", &["system:masters"]), "get", "/metrics").await.is_ok());
+        std::fs::write(
+            &file,
+            format!("{yaml}- groups: [monitoring]\n  verbs: [get]\n  nonResourcePaths: [/metrics, /debug/*]\n"),
+        )
+        .unwrap();
+        let a = Authorizer::from_flags("Policy", Some(&file), None).unwrap();
+        let prom = user("prom", &["monitoring"]);
+        assert!(a.authorize_path(&prom, "get", "/metrics").await.is_ok());
+        assert!(a.authorize_path(&prom, "get", "/debug/x").await.is_ok());
+        assert!(a.authorize(&prom, &attrs("list", None)).await.is_err(), "a path rule grants no resource");
+        assert!(a.authorize_path(&alice, "get", "/metrics").await.is_err());
         std::fs::write(&file, "rules:\n- users: [x]\n  colour: red\n").unwrap();
         assert!(Authorizer::from_flags("Policy", Some(&file), None).is_err());
         assert!(Authorizer::from_flags("Webhooks", None, None).is_err());

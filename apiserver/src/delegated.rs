@@ -208,6 +208,21 @@ impl AccessReviewer {
                 "name": a.name.unwrap_or_default(),
             },
         });
+        self.review(spec).await
+    }
+
+    /// Whether the host allows `user` to `verb` the path `path` (no resource).
+    pub async fn allowed_path(&self, user: &User, verb: &str, path: &str) -> Result<bool, DelegationError> {
+        let spec = json!({
+            "user": user.name,
+            "groups": user.groups,
+            "extra": user.extra,
+            "nonResourceAttributes": {"path": path, "verb": verb},
+        });
+        self.review(spec).await
+    }
+
+    async fn review(&self, spec: Value) -> Result<bool, DelegationError> {
         let key = spec.to_string();
         if let Some(answer) = self.cache.get(&key) {
             return Ok(answer);

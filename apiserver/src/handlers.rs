@@ -147,7 +147,10 @@ async fn answer(
         return h::json(StatusCode::CREATED, &self_subject_review(&user));
     }
     if parts.uri.path() == "/metrics" {
-        return h::text(StatusCode::OK, app.metrics.encode());
+        return match non_resource(app, &parts, &user).await {
+            Ok(()) => h::text(StatusCode::OK, app.metrics.encode()),
+            Err(e) => h::error(&e),
+        };
     }
     if !h::accepts_json(&parts) {
         let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -161,7 +164,18 @@ async fn answer(
     }
 }
 
-/// Paths answered without credentials.
+/// Authorizes a request for a path that is not a resource (discovery,
+/// OpenAPI, `/metrics`, `/`): only GET (and HEAD) is served there.
+async fn non_resource(app: &App, parts: &http::request::Parts, user: &User) -> Result<(), ApiError> {
+    let verb = parts.method.as_str().to_ascii_lowercase();
+    app.authz.authorize_path(user, &verb, parts.uri.path()).await?;
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(ApiError::method_not_allowed(&parts.method, parts.uri.path()));
+    }
+    Ok(())
+}
+
+/// Paths answered without credentials (kube's `system:public-info-viewer`).
 async fn public(app: &App, path: &str) -> Option<Response<Body>> {
     Some(match path {
         "/healthz" | "/livez" | "/healthz/ping" | "/livez/ping" => h::text(StatusCode::OK, "ok"),
@@ -171,8 +185,7 @@ async fn public(app: &App, path: &str) -> Option<Response<Body>> {
                 h::text(StatusCode::INTERNAL_SERVER_ERROR, format!("[-]storage failed: {e}\nreadyz check failed\n"))
             }
         },
-        "/version" => h::json(StatusCode::OK, &docs::version()),
-        "/" => h::json(StatusCode::OK, &docs::root_paths(&app.served.all())),
+        "/version" | "/version/" => h::json(StatusCode::OK, &docs::version()),
         _ => return None,
     })
 }
@@ -185,7 +198,15 @@ async fn route(
 ) -> Result<Response<Body>, ApiError> {
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let document = matches!(
+        segments.as_slice(),
+        [""] | ["api"] | ["apis"] | ["api", "v1"] | ["apis", _] | ["openapi", "v2"] | ["openapi", "v3", ..]
+    );
+    if document {
+        non_resource(app, &parts, caller.user).await?;
+    }
     match segments.as_slice() {
+        [""] => return Ok(h::json(StatusCode::OK, &docs::root_paths(&app.served.all()))),
         ["api"] | ["apis"] => {
             let core = segments[0] == "api";
             return Ok(match h::discovery_output(&parts)? {
@@ -223,6 +244,7 @@ async fn route(
     let version = resolved.version.clone();
     let mut warning = tpr::version_warning(&version);
     if resolved.rest.is_empty() {
+        non_resource(app, &parts, caller.user).await?;
         let mut resp = h::json(StatusCode::OK, &docs::resource_list(&resolved.types, group, &version));
         if let Some(w) = warning.take() {
             h::warn(&mut resp, &w);
@@ -284,6 +306,9 @@ async fn serve(
     let is_tpr = std::ptr::eq(rt, app.controller.tpr_type().as_ref());
     let method = parts.method.clone();
     let wants_watch = watch_path || q.get("watch").is_some_and(|v| v == "true" || v == "1");
+    if watch_path && method != Method::GET {
+        return Err(ApiError::method_not_allowed(&method, parts.uri.path()));
+    }
     let verb = match (&method, name) {
         (&Method::GET, _) if wants_watch => "watch",
         (&Method::GET, Some(_)) => "get",
@@ -334,6 +359,7 @@ async fn serve(
         (Method::POST, None) => {
             let (mut obj, mut warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
             managed_fields::record_update(None, &mut obj, &writer);
+            warnings.extend(crate::meta::finalizer_warnings(None, &obj));
             if is_tpr {
                 check_tpr(app, &obj)?;
             }
@@ -345,6 +371,7 @@ async fn serve(
             let (mut obj, mut warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
             let old = registry::get(app.store.as_ref(), scope, name).await?;
             managed_fields::record_update(Some(&old), &mut obj, &writer);
+            warnings.extend(crate::meta::finalizer_warnings(Some(&old), &obj));
             if is_tpr {
                 check_tpr(app, &obj)?;
             }
@@ -367,7 +394,8 @@ async fn serve(
                     return Err(ApiError::bad_request("fieldManager is required for apply requests"));
                 }
                 let opts = WriteOptions { dry_run, is_tpr, validation, writer: &writer };
-                let (code, stored) = server_side_apply(app, scope, name, applied, force, &opts).await?;
+                let (code, stored, more) = server_side_apply(app, scope, name, applied, force, &opts).await?;
+                warnings.extend(more);
                 warnings.extend(serve_if_tpr(app, is_tpr && !dry_run, &stored)?);
                 return Ok(json_warned(code, &stored, &warnings));
             }
@@ -459,7 +487,8 @@ async fn apply_patch(
         let rv = meta_str(&current, "resourceVersion").map(String::from);
         patch.apply(&mut current)?;
         managed_fields::record_update(Some(&before), &mut current, opts.writer);
-        let warnings = opts.validation.check_object(&mut current)?;
+        let mut warnings = opts.validation.check_object(&mut current)?;
+        warnings.extend(crate::meta::finalizer_warnings(Some(&before), &current));
         if !pinned {
             if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
                 m.insert("resourceVersion".into(), Value::String(rv));
@@ -493,7 +522,7 @@ async fn server_side_apply(
     mut applied: Value,
     force: bool,
     opts: &WriteOptions<'_>,
-) -> Result<(StatusCode, Value), ApiError> {
+) -> Result<(StatusCode, Value, Vec<String>), ApiError> {
     let target = scope.target(name);
     match meta_str(&applied, "name") {
         Some(n) if n != name => {
@@ -520,6 +549,7 @@ async fn server_side_apply(
         };
         let mut merged = managed_fields::apply(current.as_ref(), &applied, opts.writer, force, &target)?;
         crate::limits::check_built(&merged)?;
+        let warnings = crate::meta::finalizer_warnings(current.as_ref(), &merged);
         if opts.is_tpr {
             check_tpr(app, &merged)?;
         }
@@ -541,7 +571,7 @@ async fn server_side_apply(
             Err(e) if (e.reason == "Conflict" || e.reason == "AlreadyExists") && pinned.is_none() && attempts < 5 => {
                 attempts += 1
             }
-            result => return result,
+            result => return result.map(|(code, obj)| (code, obj, warnings)),
         }
     }
 }

@@ -93,11 +93,42 @@ impl Default for Metrics {
     }
 }
 
+/// The verbs a metric label may name, as kube-apiserver's (`validRequestMethods`);
+/// anything else is counted as `other`, so that no client can add series.
+const KNOWN_VERBS: &[&str] = &[
+    "APPLY",
+    "CONNECT",
+    "CREATE",
+    "DELETE",
+    "DELETECOLLECTION",
+    "GET",
+    "HEAD",
+    "LIST",
+    "OPTIONS",
+    "PATCH",
+    "POST",
+    "PROXY",
+    "PUT",
+    "UPDATE",
+    "WATCH",
+    "WATCHLIST",
+];
+
+/// A request's verb as a metric label: upper case, from [`KNOWN_VERBS`] or `other`.
+fn verb_label(verb: &str) -> String {
+    let upper = verb.to_ascii_uppercase();
+    if KNOWN_VERBS.contains(&upper.as_str()) {
+        upper
+    } else {
+        "other".into()
+    }
+}
+
 impl Metrics {
     /// Counts a finished request.
     pub fn observe(&self, info: &RequestInfo, code: u16, latency: Duration) {
         let labels = RequestLabels {
-            verb: info.verb.to_ascii_uppercase(),
+            verb: verb_label(&info.verb),
             group: info.group.clone(),
             version: info.version.clone(),
             resource: info.resource.clone(),
@@ -125,7 +156,7 @@ impl Metrics {
 
 fn resource_labels(info: &RequestInfo) -> ResourceLabels {
     ResourceLabels {
-        verb: info.verb.to_ascii_uppercase(),
+        verb: verb_label(&info.verb),
         group: info.group.clone(),
         version: info.version.clone(),
         resource: info.resource.clone(),
@@ -209,5 +240,18 @@ mod tests {
         );
         drop(gauge);
         assert!(m.encode().contains(r#"resource="mysqldbs"} 0"#));
+    }
+
+    #[test]
+    fn labels_come_from_a_closed_set() {
+        let m = Metrics::default();
+        let before = m.encode().len();
+        for i in 0..300 {
+            let info = RequestInfo { verb: format!("junk{i}"), ..Default::default() };
+            m.observe(&info, 401, Duration::from_millis(1));
+        }
+        let text = m.encode();
+        assert!(text.contains(r#"verb="other""#), "{text}");
+        assert!(text.len() < before + 4096, "300 junk verbs added {} bytes", text.len() - before);
     }
 }

@@ -146,6 +146,18 @@ fn check_namespace(meta: &mut Map<String, Value>, scope: &Scope<'_>) -> Result<(
     }
 }
 
+/// 400 for metadata fields of the wrong type, worded as kube-apiserver's decoder.
+fn check_meta_types(obj: &Value, scope: &Scope<'_>) -> Result<(), ApiError> {
+    let Some(Value::Object(m)) = obj.get("metadata") else { return Ok(()) };
+    meta::check_types(m).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+            kind = scope.rt.kind,
+            version = scope.version
+        ))
+    })
+}
+
 fn validate(obj: &Value, scope: &Scope<'_>, name: &str) -> Result<(), ApiError> {
     let mut causes: Vec<Cause> = Vec::new();
     meta::check_name(name, "metadata.name", &mut causes);
@@ -159,7 +171,14 @@ fn validate(obj: &Value, scope: &Scope<'_>, name: &str) -> Result<(), ApiError> 
         }
     }
     if let Some(Value::Object(m)) = obj.get("metadata") {
+        // As kube: a generateName must make a valid name with any suffix.
+        if let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+            if !meta::is_dns_subdomain(&format!("{prefix}a")) {
+                meta::check_name(prefix, "metadata.generateName", &mut causes);
+            }
+        }
         meta::check_labels_and_annotations(m, &mut causes);
+        meta::check_finalizers_and_owners(m, &mut causes);
     }
     if causes.is_empty() {
         Ok(())
@@ -180,6 +199,7 @@ fn spec_of(obj: &Value) -> Map<String, Value> {
 /// Creates an object; `dry_run` validates without storing.
 pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
     check_type_fields(&mut obj, &scope)?;
+    check_meta_types(&obj, &scope)?;
     let meta = metadata_mut(&mut obj)?;
     check_namespace(meta, &scope)?;
     let generate = match meta.get("name").and_then(Value::as_str) {
@@ -255,6 +275,7 @@ pub async fn update(
 ) -> Result<Value, ApiError> {
     let target = scope.target(name);
     check_type_fields(&mut obj, &scope)?;
+    check_meta_types(&obj, &scope)?;
     let meta = metadata_mut(&mut obj)?;
     check_namespace(meta, &scope)?;
     match meta.get("name").and_then(Value::as_str) {
@@ -296,6 +317,24 @@ pub async fn update(
         ));
     }
     let old = read_stored(&current)?;
+    if meta_str(&old, "deletionTimestamp").is_some() {
+        let finalizers = |o: &Value| -> Vec<Value> {
+            o.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default()
+        };
+        let before = finalizers(&old);
+        let added: Vec<Value> = finalizers(&obj).into_iter().filter(|f| !before.contains(f)).collect();
+        if !added.is_empty() {
+            return Err(ApiError::invalid(
+                &target,
+                &scope.rt.kind,
+                vec![Cause {
+                    reason: "FieldValueForbidden",
+                    message: format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {}", Value::Array(added)),
+                    field: "metadata.finalizers".into(),
+                }],
+            ));
+        }
+    }
     merge_server_fields(&mut obj, &old)?;
     let deleting = meta_str(&obj, "deletionTimestamp").is_some();
     let no_finalizers =

@@ -24,7 +24,8 @@ use serde_json::{json, Value};
 
 use crate::TestPki;
 
-/// Who may do what: `(user, verb, resource) -> allowed`.
+/// Who may do what: `(user, verb, resource) -> allowed`; for a request of a
+/// path that is no resource, `resource` is the path (`/metrics`).
 pub type Policy = Arc<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
 
 /// The running stand-in; stops when dropped.
@@ -191,8 +192,11 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &State) -> Response<
         "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
             state.access_reviews.fetch_add(1, Ordering::SeqCst);
             let user = body.pointer("/spec/user").and_then(Value::as_str).unwrap_or("");
-            let verb = body.pointer("/spec/resourceAttributes/verb").and_then(Value::as_str).unwrap_or("");
-            let resource = body.pointer("/spec/resourceAttributes/resource").and_then(Value::as_str).unwrap_or("");
+            // A request for a path that is no resource passes its path as the resource.
+            let text = |p: &str| body.pointer(p).and_then(Value::as_str);
+            let verb = text("/spec/resourceAttributes/verb").or(text("/spec/nonResourceAttributes/verb")).unwrap_or("");
+            let resource =
+                text("/spec/resourceAttributes/resource").or(text("/spec/nonResourceAttributes/path")).unwrap_or("");
             let allowed = (state.policy)(user, verb, resource);
             let mut review = body.clone();
             review["status"] =
