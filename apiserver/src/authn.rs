@@ -131,13 +131,15 @@ pub struct Authenticator {
 pub const ADMIN_USER: &str = "tpr-admin";
 
 impl Authenticator {
-    /// Reads `--token-auth-file` (if any) and the generated admin token of
-    /// the data dir (created on first start); returns the admin token too.
-    pub fn load(token_file: Option<&Path>, data_dir: &Path) -> Result<(Self, String), AuthnError> {
+    /// Reads `--token-auth-file` (if any) and, given a data dir (the
+    /// standalone default only), its generated admin token (created on first
+    /// start); returns the admin token too.
+    pub fn load(token_file: Option<&Path>, admin_dir: Option<&Path>) -> Result<(Self, Option<String>), AuthnError> {
         let mut tokens = HashMap::new();
         if let Some(path) = token_file {
             parse_token_file(path, &mut tokens)?;
         }
+        let Some(data_dir) = admin_dir else { return Ok((Authenticator { tokens }, None)) };
         let admin_path = data_dir.join("admin.token");
         let io = |source| AuthnError::Io { path: admin_path.clone(), source };
         let admin = match std::fs::read_to_string(&admin_path) {
@@ -153,7 +155,7 @@ impl Authenticator {
             admin.clone(),
             User { name: ADMIN_USER.into(), groups: vec!["system:masters".into()], ..Default::default() },
         );
-        Ok((Authenticator { tokens }, admin))
+        Ok((Authenticator { tokens }, Some(admin)))
     }
 
     /// The user behind an `Authorization` header value, if valid.
@@ -231,7 +233,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tokens.csv");
         std::fs::write(&file, "# comment\nabc,alice,1,\"dev,ops\"\ndef,bob,2\n").unwrap();
-        let (a, admin) = Authenticator::load(Some(&file), dir.path()).unwrap();
+        let (a, admin) = Authenticator::load(Some(&file), Some(dir.path())).unwrap();
+        let admin = admin.unwrap();
         assert_eq!(
             a.bearer(Some("Bearer abc")).unwrap(),
             User { name: "alice".into(), groups: vec!["dev".into(), "ops".into()], ..Default::default() }
@@ -241,9 +244,12 @@ mod tests {
         assert!(a.bearer(Some("Bearer nope")).is_none());
         assert!(a.bearer(Some("Basic abc")).is_none());
         // The admin token survives a restart.
-        let (_, again) = Authenticator::load(None, dir.path()).unwrap();
-        assert_eq!(admin, again);
+        let (_, again) = Authenticator::load(None, Some(dir.path())).unwrap();
+        assert_eq!(Some(admin.clone()), again);
+        // Not standalone: no admin token, and the stored one is not accepted.
+        let (cluster, none) = Authenticator::load(Some(&file), None).unwrap();
+        assert!(none.is_none() && cluster.bearer(Some(&format!("Bearer {admin}"))).is_none());
         std::fs::write(&file, "onlytoken\n").unwrap();
-        assert!(Authenticator::load(Some(&file), dir.path()).is_err());
+        assert!(Authenticator::load(Some(&file), Some(dir.path())).is_err());
     }
 }

@@ -98,12 +98,35 @@ pub struct Flags {
     /// How often to compact store history, e.g. `5m`, `30s`; `0` disables.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: std::time::Duration,
+    /// A request's body must arrive within this of its start, e.g. `60s` (else 408).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
+    /// The TLS handshake and the first request's headers (HTTP/1.1: each
+    /// request's headers) must arrive within this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub request_header_timeout: std::time::Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub idle_connection_timeout: std::time::Duration,
     /// Most watches open at once; more get 429 TooManyRequests.
     #[arg(long, default_value_t = 50_000)]
     pub max_watches: usize,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+impl Flags {
+    /// True for the standalone default: a generated serving certificate and
+    /// no host cluster (no front proxy, delegation or APIService
+    /// registration). Only then does the server make an admin token.
+    pub fn standalone(&self) -> bool {
+        self.tls_cert_file.is_none()
+            && self.requestheader_client_ca_file.is_none()
+            && self.authentication_kubeconfig.is_none()
+            && self.authorization_kubeconfig.is_none()
+            && !self.register_apiservices
+    }
 }
 
 /// Parses `300ms`, `30s`, `5m`, `1h` or a number of seconds.

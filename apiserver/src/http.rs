@@ -70,9 +70,25 @@ pub async fn read_json_raw(parts: &http::request::Parts, body: Incoming) -> Resu
     Ok((value, bytes))
 }
 
+/// When a request must have been read (`--request-timeout` after it began);
+/// set by the connection as a request extension.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline(pub tokio::time::Instant);
+
 /// Reads a body of at most [`MAX_BODY`] bytes (413 beyond, without reading it
-/// whole when Content-Length says so).
+/// whole when Content-Length says so), by the request's [`Deadline`] (408
+/// after it).
 pub async fn read_bytes(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
+    match parts.extensions.get::<Deadline>() {
+        Some(Deadline(at)) => match tokio::time::timeout_at(*at, read_bounded(parts, body)).await {
+            Ok(result) => result,
+            Err(_) => Err(ApiError::request_timeout("the request body was not received in time (--request-timeout)")),
+        },
+        None => read_bounded(parts, body).await,
+    }
+}
+
+async fn read_bounded(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)

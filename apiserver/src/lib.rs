@@ -3,6 +3,7 @@
 //! Layout of this crate, in the order a request meets it:
 //! - [`flags`]: command-line flags, named like kube-apiserver's.
 //! - [`tls`]: serving certificates (generated on first start) and rustls.
+//! - [`client_auth`]: client certificates: asked for, then classified (front proxy, user, none).
 //! - [`server`]: the accept loop (TLS, HTTP/1.1 and HTTP/2); shutdown is a future.
 //! - [`batched_io`]: gathers a connection's writes into fewer TLS records.
 //! - [`authn`]: front-proxy headers, client certificates, bearer tokens.
@@ -34,6 +35,7 @@ pub mod authn;
 pub mod authz;
 pub mod backend;
 pub mod batched_io;
+pub mod client_auth;
 pub mod delegated;
 pub mod docs;
 pub mod field_validation;

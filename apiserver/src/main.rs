@@ -35,6 +35,13 @@ async fn main() -> ExitCode {
 
 async fn run(flags: Flags) -> Result<(), String> {
     std::fs::create_dir_all(&flags.data_dir).map_err(|e| format!("{}: {e}", flags.data_dir.display()))?;
+    // One server per data directory: a second one exits here, touching nothing.
+    let _lock = apiserver::files::lock_dir(&flags.data_dir)?;
+    // As Go does: the soft file-descriptor limit up to the hard one.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let store = backend::open(&flags).await.map_err(|e| format!("cannot open the store: {e}"))?;
     let metrics = apiserver::observe::Metrics::default();
     let store: Arc<dyn storage::Store> =
@@ -89,8 +96,10 @@ async fn run(flags: Flags) -> Result<(), String> {
     let (tls, peers) = certs
         .server_config(client_ca.as_deref(), requestheader_ca.as_deref(), &allowed_names)
         .map_err(|e| e.to_string())?;
+    // The admin token exists only for the standalone default (see README).
+    let admin_dir = flags.standalone().then_some(flags.data_dir.as_path());
     let (authn, admin_token) =
-        Authenticator::load(flags.token_auth_file.as_deref(), &flags.data_dir).map_err(|e| e.to_string())?;
+        Authenticator::load(flags.token_auth_file.as_deref(), admin_dir).map_err(|e| e.to_string())?;
 
     let webhook = match &flags.authorization_kubeconfig {
         Some(path) => Some(Arc::new(apiserver::delegated::AccessReviewer::new(
@@ -127,8 +136,10 @@ async fn run(flags: Flags) -> Result<(), String> {
     }
     let url = format!("https://{local}");
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
-    kubeconfig::write(&kubeconfig_path, &url, &certs.ca_pem, &admin_token)
-        .map_err(|e| format!("{}: {e}", kubeconfig_path.display()))?;
+    if let Some(token) = &admin_token {
+        kubeconfig::write(&kubeconfig_path, &url, &certs.ca_pem, token)
+            .map_err(|e| format!("{}: {e}", kubeconfig_path.display()))?;
+    }
 
     if flags.register_apiservices {
         let client = match &flags.kubeconfig {
@@ -181,6 +192,16 @@ async fn run(flags: Flags) -> Result<(), String> {
         let _ = compactor_stop.changed().await;
     });
     let backend = if flags.etcd_servers.is_empty() { "embedded" } else { "etcd" };
-    tracing::info!(backend, kubeconfig = %kubeconfig_path.display(), "tpr-apiserver ready at {url} (kubeconfig: {})", kubeconfig_path.display());
-    server::serve(listener, tls, Arc::new(peers), app, shutdown).await.map_err(|e| e.to_string())
+    match admin_token {
+        Some(_) => {
+            tracing::info!(backend, kubeconfig = %kubeconfig_path.display(), "tpr-apiserver ready at {url} (kubeconfig: {})", kubeconfig_path.display())
+        }
+        None => tracing::info!(backend, "tpr-apiserver ready at {url} (no admin token: not standalone)"),
+    }
+    let timeouts = server::Timeouts {
+        header: flags.request_header_timeout,
+        idle: flags.idle_connection_timeout,
+        request: flags.request_timeout,
+    };
+    server::serve(listener, tls, Arc::new(peers), app, timeouts, shutdown).await.map_err(|e| e.to_string())
 }

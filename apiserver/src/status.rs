@@ -108,6 +108,11 @@ impl ApiError {
         Self::new(406, "NotAcceptable", message)
     }
 
+    /// 408 with reason Timeout: the client did not send its request in time.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(408, "Timeout", message)
+    }
+
     /// 409 AlreadyExists.
     pub fn already_exists(t: &Target) -> Self {
         Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", t.qualified(), t.name)).with_target(t)

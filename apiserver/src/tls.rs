@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
-use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
-
-use crate::authn::{user_from_certificate, Peer};
 use rustls::{RootCertStore, ServerConfig};
+
+pub use crate::client_auth::PeerClassifier;
+use crate::client_auth::{RequestClientCert, Trust};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -93,9 +93,9 @@ impl ServingCerts {
     }
 
     /// The rustls configuration: ALPN h2 and http/1.1; client certificates
-    /// are requested (never required) and verified against `client_ca` and
-    /// the front proxy's `requestheader_ca`; the classifier then tells which
-    /// signed a connection's certificate.
+    /// are requested (never required) when `client_ca` or the front proxy's
+    /// `requestheader_ca` is given, and accepted whatever they are (see
+    /// [`crate::client_auth`]); the classifier then tells who they name.
     pub fn server_config(
         &self,
         client_ca: Option<&Path>,
@@ -104,69 +104,35 @@ impl ServingCerts {
     ) -> Result<(Arc<ServerConfig>, PeerClassifier), TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
-        let verifier = |paths: &[&Path]| -> Result<Option<Arc<dyn ClientCertVerifier>>, TlsError> {
+        let trust = |path: &Path| -> Result<(Trust, RootCertStore), TlsError> {
+            let certs = load_certs(path)?;
             let mut roots = RootCertStore::empty();
-            for path in paths {
-                for cert in load_certs(path)? {
-                    roots.add(cert).map_err(|e| pem_err("a client CA", path, e))?;
-                }
+            for cert in &certs {
+                roots.add(cert.clone()).map_err(|e| pem_err("a client CA", path, e))?;
             }
-            if roots.is_empty() {
-                return Ok(None);
-            }
-            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots.clone()), provider.clone())
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| TlsError::Pem(format!("client CA: {e}")))?;
-            Ok(Some(v))
+            Ok((Trust { verifier, roots: certs }, roots))
         };
-        let both: Vec<&Path> = client_ca.into_iter().chain(requestheader_ca).collect();
+        let client = client_ca.map(trust).transpose()?;
+        let proxy = requestheader_ca.map(trust).transpose()?;
+        let hints: Vec<_> = client.iter().chain(proxy.iter()).flat_map(|(_, roots)| roots.subjects()).collect();
+        let builder = if client.is_some() || proxy.is_some() {
+            let verifier = RequestClientCert::new(hints, provider.signature_verification_algorithms);
+            builder.with_client_cert_verifier(Arc::new(verifier))
+        } else {
+            builder.with_no_client_auth()
+        };
         let classifier = PeerClassifier {
-            client: client_ca.map(|p| verifier(&[p])).transpose()?.flatten(),
-            proxy: requestheader_ca.map(|p| verifier(&[p])).transpose()?.flatten(),
+            client: client.map(|(t, _)| t),
+            proxy: proxy.map(|(t, _)| t),
             allowed_names: allowed_names.iter().filter(|n| !n.is_empty()).cloned().collect(),
-        };
-        let builder = match verifier(&both)? {
-            Some(v) => builder.with_client_cert_verifier(v),
-            None => builder.with_no_client_auth(),
         };
         let mut config = builder.with_single_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok((Arc::new(config), classifier))
-    }
-}
-
-/// Tells which CA signed a connection's client certificate: the front proxy's
-/// (with an allowed common name) or the client CA.
-#[derive(Clone, Default)]
-pub struct PeerClassifier {
-    client: Option<Arc<dyn ClientCertVerifier>>,
-    proxy: Option<Arc<dyn ClientCertVerifier>>,
-    allowed_names: Vec<String>,
-}
-
-impl PeerClassifier {
-    /// The identity of a connection with this certificate chain (leaf first).
-    pub fn classify(&self, chain: Option<&[CertificateDer<'static>]>) -> Peer {
-        let Some((leaf, intermediates)) = chain.and_then(|c| c.split_first()) else { return Peer::None };
-        let now = rustls_pki_types::UnixTime::now();
-        let signed_by = |v: &Option<Arc<dyn ClientCertVerifier>>| {
-            v.as_ref().is_some_and(|v| v.verify_client_cert(leaf, intermediates, now).is_ok())
-        };
-        if signed_by(&self.proxy) {
-            let user = user_from_certificate(leaf);
-            let allowed =
-                self.allowed_names.is_empty() || user.as_ref().is_some_and(|u| self.allowed_names.contains(&u.name));
-            if allowed {
-                return Peer::FrontProxy;
-            }
-        }
-        if signed_by(&self.client) {
-            if let Some(user) = user_from_certificate(leaf) {
-                return Peer::User(user);
-            }
-        }
-        Peer::None
     }
 }
 

@@ -37,17 +37,22 @@ fn front_proxy_headers_only_from_the_front_proxy() {
     let (alice_crt, alice_key) = client_ca.issue_client("alice", "alice", &["dev"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (client_ca_file, proxy_ca_file) = (client_ca.ca_cert(), proxy_ca.ca_cert());
+    let (tokens, admin) = testkit::masters_token_file(dir.path()).unwrap();
+    let data = dir.path().join("data");
     let args = [
         "--data-dir",
-        dir.path().to_str().unwrap(),
+        data.to_str().unwrap(),
         "--client-ca-file",
         client_ca_file.to_str().unwrap(),
         "--requestheader-client-ca-file",
         proxy_ca_file.to_str().unwrap(),
         "--requestheader-allowed-names",
         "front-proxy-client",
+        "--token-auth-file",
+        tokens.to_str().unwrap(),
     ];
-    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap();
+    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap().with_token(&admin).unwrap();
+    assert!(!data.join("admin.token").exists(), "behind the aggregator: no generated admin token");
     let proxy = (proxy_ca.client_cert(), proxy_ca.client_key());
 
     // The front proxy names the user, groups and extras.
@@ -62,9 +67,10 @@ fn front_proxy_headers_only_from_the_front_proxy() {
     // Another CN from the same CA: the headers are ignored.
     let out = whoami(&s, Some((&other_crt, &other_key)), &BOB);
     assert_eq!(out.code, 401, "{}", out.body);
-    // An allowed CN from another CA: the TLS handshake fails, nothing is answered as bob.
+    // An allowed CN from another CA: not the front proxy (kube-apiserver
+    // finishes the handshake and does not take the certificate): 401.
     let out = whoami(&s, Some((&foreign_ca.client_cert(), &foreign_ca.client_key())), &BOB);
-    assert_ne!(out.code, 201, "{}", out.body);
+    assert_eq!(out.code, 401, "{}", out.body);
     assert!(!out.body.contains("bob"), "{}", out.body);
     // No certificate: ignored.
     assert_eq!(whoami(&s, None, &BOB).code, 401);
@@ -74,10 +80,10 @@ fn front_proxy_headers_only_from_the_front_proxy() {
     assert_eq!((info["username"].as_str(), info["groups"][0].as_str()), (Some("alice"), Some("dev")), "{info}");
     // A token with the headers: the token's user.
     let out = s.curl(&["-X", "POST", "-H", BOB[0], "-H", "Content-Type: application/json", "-d", "{}"], WHOAMI);
-    assert_eq!(json(&out)["status"]["userInfo"]["username"], "tpr-admin", "{}", out.body);
+    assert_eq!(json(&out)["status"]["userInfo"]["username"], "test-admin", "{}", out.body);
     // kubectl auth whoami.
     let out = kubectl(&s, &["auth", "whoami"], None);
-    assert!(out.contains("tpr-admin") && out.contains("system:masters"), "{out}");
+    assert!(out.contains("test-admin") && out.contains("system:masters"), "{out}");
     // Anonymous requests reach only the public paths.
     assert_eq!(s.curl_as(true, &[], "/version").code, 200);
     assert_eq!(s.curl_as(true, &[], "/apis").code, 401);
@@ -147,18 +153,22 @@ fn token_review_and_subject_access_review_with_the_host_cluster() {
     let host = testkit::FakeKube::start(policy).unwrap();
     let kubeconfig = host.kubeconfig().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let (tokens, admin) = testkit::masters_token_file(dir.path()).unwrap();
+    let data = dir.path().join("data");
     let args = [
         "--data-dir",
-        dir.path().to_str().unwrap(),
+        data.to_str().unwrap(),
         "--authentication-kubeconfig",
         kubeconfig.to_str().unwrap(),
         "--authorization-mode",
         "Webhook",
         "--authorization-kubeconfig",
         kubeconfig.to_str().unwrap(),
+        "--token-auth-file",
+        tokens.to_str().unwrap(),
     ];
-    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap();
-    common::create_tpr(&s, "mysql-db.prsn.io", &["v1"]); // the admin token: system:masters, no review
+    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap().with_token(&admin).unwrap();
+    common::create_tpr(&s, "mysql-db.prsn.io", &["v1"]); // a system:masters token: no review
     let as_token = |token: &str, extra: &[&str], path: &str| {
         let auth = format!("Authorization: Bearer {token}");
         let mut all = vec!["-H", auth.as_str()];
@@ -183,6 +193,11 @@ fn token_review_and_subject_access_review_with_the_host_cluster() {
         assert_eq!(as_token("carol-token", &[], dbs).code, 200);
     }
     assert_eq!((host.token_reviews(), host.access_reviews()), (tokens, accesses), "answers are cached");
+    // Paths that are no resource are reviewed too (nonResourceAttributes):
+    // the test policy allows carol get/list/watch of anything, dave nothing.
+    assert_eq!(as_token("carol-token", &[], "/metrics").code, 200, "get /metrics, reviewed");
+    assert_eq!(as_token("dave-token", &[], "/metrics").code, 403, "dave may not get /metrics");
+    assert_eq!(as_token("dave-token", &[], "/apis").code, 403, "dave may not even read discovery");
 }
 
 /// `--register-apiservices`: an APIService per served group-version (and
@@ -194,6 +209,8 @@ fn apiservices_follow_the_tprs_on_two_replicas() {
     let kubeconfig = host.kubeconfig().unwrap();
     let etcd = testkit::Etcd::start().unwrap();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let tokens_dir = tempfile::tempdir().unwrap();
+    let (tokens, admin) = testkit::masters_token_file(tokens_dir.path()).unwrap();
     let start = |dir: &std::path::Path| {
         let args = [
             "--data-dir",
@@ -203,8 +220,10 @@ fn apiservices_follow_the_tprs_on_two_replicas() {
             "--register-apiservices",
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
+            "--token-auth-file",
+            tokens.to_str().unwrap(),
         ];
-        Server::start(&testkit::apiserver_binary(), &args).unwrap()
+        Server::start(&testkit::apiserver_binary(), &args).unwrap().with_token(&admin).unwrap()
     };
     let a = start(dir_a.path());
     let wait_for = |what: &str, ok: &dyn Fn(&std::collections::BTreeMap<String, serde_json::Value>) -> bool| {

@@ -8,7 +8,7 @@ mod fake_kube;
 mod server;
 mod tls;
 pub use fake_kube::{FakeKube, Policy};
-pub use server::{binary as apiserver_binary, CurlOutput, Server};
+pub use server::{binary as apiserver_binary, masters_token_file, CurlOutput, Server};
 pub use tls::TestPki;
 
 use std::io;

@@ -12,6 +12,8 @@ pub struct Server {
     url: String,
     log: std::sync::Mutex<mpsc::Receiver<String>>,
     data_dir: PathBuf,
+    /// The bearer token of [`Server::curl`]: given, or the generated admin token.
+    token: Option<String>,
 }
 
 /// What a curl run printed.
@@ -73,9 +75,21 @@ impl Server {
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not log its ready line"))?;
             if let Some(at) = line.find("ready at ") {
                 let url = line[at + "ready at ".len()..].split_whitespace().next().unwrap_or_default().to_string();
-                return Ok(Server { child, url, log: std::sync::Mutex::new(log), data_dir });
+                return Ok(Server { child, url, log: std::sync::Mutex::new(log), data_dir, token: None });
             }
         }
+    }
+
+    /// Uses `token` for [`Server::curl`] and kubectl, for a server that makes
+    /// no admin token (not standalone): writes a kubeconfig with it (trusting
+    /// the generated CA) when the server wrote none.
+    pub fn with_token(mut self, token: &str) -> io::Result<Server> {
+        self.token = Some(token.to_string());
+        let kubeconfig = self.kubeconfig();
+        if !kubeconfig.exists() {
+            std::fs::write(&kubeconfig, render_kubeconfig(&self.url, &self.data_dir.join("pki/ca.crt"), token))?;
+        }
+        Ok(self)
     }
 
     /// The base URL, e.g. `http://127.0.0.1:41234`.
@@ -104,8 +118,7 @@ impl Server {
         let mut cmd = Command::new("curl");
         cmd.args(["-sS", "--max-time", "20", "-w", "\n%{http_code}", "--cacert"]).arg(self.data_dir.join("pki/ca.crt"));
         if !anonymous {
-            let token = std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap_or_default();
-            cmd.arg("-H").arg(format!("Authorization: Bearer {}", token.trim()));
+            cmd.arg("-H").arg(format!("Authorization: Bearer {}", self.token()));
         }
         cmd.args(args).arg(format!("{}{path}", self.url));
         match cmd.output() {
@@ -119,6 +132,14 @@ impl Server {
                 }
             }
             Err(e) => CurlOutput { body: String::new(), code: 0, stderr: format!("cannot run curl: {e}") },
+        }
+    }
+
+    /// The token [`Server::curl`] sends: the one given, else the generated admin token.
+    pub fn token(&self) -> String {
+        match &self.token {
+            Some(t) => t.clone(),
+            None => std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap_or_default().trim().to_string(),
         }
     }
 
@@ -150,4 +171,21 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A kubeconfig for `server`, trusting the CA in `ca_file`, with `token`.
+fn render_kubeconfig(server: &str, ca_file: &Path, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: {server}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: s\n    user: u\n    namespace: default\ncurrent-context: c\n",
+        ca_file.display()
+    )
+}
+
+/// Writes a token file (`--token-auth-file`) with one user in
+/// `system:masters`; returns its path and the token.
+pub fn masters_token_file(dir: &Path) -> io::Result<(PathBuf, String)> {
+    let token = "masters-token".to_string();
+    let path = dir.join("masters-tokens.csv");
+    std::fs::write(&path, format!("{token},test-admin,0,\"system:masters\"\n"))?;
+    Ok((path, token))
 }
