@@ -547,8 +547,9 @@ async fn server_side_apply(
             Err(e) if e.code == 404 => None,
             Err(e) => return Err(e),
         };
+        // The applied object and the stored one are bounded: so is this (the
+        // store checks it again before writing).
         let mut merged = managed_fields::apply(current.as_ref(), &applied, opts.writer, force, &target)?;
-        crate::limits::check_built(&merged)?;
         let warnings = crate::meta::finalizer_warnings(current.as_ref(), &merged);
         if opts.is_tpr {
             check_tpr(app, &merged)?;
@@ -652,14 +653,7 @@ async fn delete_options(
     q: &std::collections::HashMap<String, String>,
 ) -> Result<DeleteOptions, ApiError> {
     let raw = h::read_bytes(parts, body).await?;
-    let opts = if raw.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        let v: Value = serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-        crate::limits::check_body(&v)?;
-        v
-    };
+    let opts = if raw.iter().all(u8::is_ascii_whitespace) { json!({}) } else { crate::limits::parse_body(&raw)? };
     let bad = |field: &str, want: &str| {
         ApiError::bad_request(format!(
             "DeleteOptions cannot be handled: json: cannot unmarshal into Go struct field DeleteOptions.{field} of type {want}"

@@ -64,9 +64,7 @@ pub async fn read_json_raw(parts: &http::request::Parts, body: Incoming) -> Resu
     let bytes = read_bytes(parts, body).await?;
     // serde_json refuses nesting deeper than 128 levels while parsing; the
     // server's own bound is lower (see `limits`).
-    let value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    crate::limits::check_body(&value)?;
+    let value = crate::limits::parse_body(&bytes)?;
     Ok((value, bytes))
 }
 

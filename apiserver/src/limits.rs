@@ -118,19 +118,58 @@ fn string_len(s: &str) -> usize {
         .sum::<usize>()
 }
 
-/// Checks a request body's value: 400 when nested deeper than [`MAX_DEPTH`].
-pub fn check_body(v: &Value) -> Result<Shape, ApiError> {
-    measure(v, MAX_DEPTH, usize::MAX).map_err(|_| ApiError::bad_request(too_deep("the request body")))
+/// Parses a JSON request body: 400 when it is not JSON or is nested deeper
+/// than [`MAX_DEPTH`] (serde_json itself stops at 128 while parsing).
+pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| match e.to_string() {
+        m if m.starts_with("recursion limit exceeded") => too_deep_body(),
+        m => ApiError::bad_request(format!("the request body is not valid JSON: {m}")),
+    })?;
+    check_body(&value)?;
+    Ok(value)
 }
 
-/// Checks an object the server built from client input (a patch or apply
-/// result): 422 when nested deeper than [`MAX_DEPTH`] or larger than
-/// [`MAX_OBJECT_BYTES`].
-pub fn check_built(v: &Value) -> Result<Shape, ApiError> {
-    measure(v, MAX_DEPTH, MAX_OBJECT_BYTES).map_err(|e| match e {
+/// Checks a request body's value: 400 when nested deeper than [`MAX_DEPTH`].
+pub fn check_body(v: &Value) -> Result<Shape, ApiError> {
+    measure(v, MAX_DEPTH, usize::MAX).map_err(|_| too_deep_body())
+}
+
+/// The 400 of a body nested deeper than [`MAX_DEPTH`].
+pub fn too_deep_body() -> ApiError {
+    ApiError::bad_request(too_deep("the request body"))
+}
+
+/// Checks an object the server built from client input (a patch result):
+/// 422 when nested deeper than [`MAX_DEPTH`] or 413 when larger than
+/// [`MAX_OBJECT_BYTES`]. `metadata.managedFields`, which the server writes
+/// (a little deeper than the fields it records), counts for size only.
+pub fn check_built(v: &Value) -> Result<(), ApiError> {
+    let exceeded = |e: Exceeded| match e {
         Exceeded::Depth => ApiError::unprocessable(too_deep("the resulting object")),
         Exceeded::Bytes => ApiError::too_large_object(MAX_OBJECT_BYTES),
-    })
+    };
+    let managed = v.pointer("/metadata/managedFields");
+    let Some(managed) = managed else { return measure(v, MAX_DEPTH, MAX_OBJECT_BYTES).map(|_| ()).map_err(exceeded) };
+    let size = measure(managed, usize::MAX, MAX_OBJECT_BYTES).map_err(exceeded)?.bytes;
+    // The object without its managedFields, measured part by part.
+    let Value::Object(top) = v else { return Ok(()) };
+    let mut total = size;
+    for (k, child) in top {
+        let parts: Vec<&Value> = match (k.as_str(), child) {
+            ("metadata", Value::Object(meta)) => {
+                meta.iter().filter(|(mk, _)| mk.as_str() != "managedFields").map(|(_, mv)| mv).collect()
+            }
+            _ => vec![child],
+        };
+        let room = if k == "metadata" { MAX_DEPTH - 2 } else { MAX_DEPTH - 1 };
+        for p in parts {
+            total += measure(p, room, MAX_OBJECT_BYTES).map_err(exceeded)?.bytes;
+            if total > MAX_OBJECT_BYTES {
+                return Err(exceeded(Exceeded::Bytes));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks an object about to be stored, as JSON text: it must read back
@@ -194,6 +233,12 @@ mod tests {
         assert_eq!(check_built(&nested(MAX_DEPTH + 1)).unwrap_err().code, 422);
         let big = json!({"a": "x".repeat(MAX_OBJECT_BYTES)});
         assert_eq!(check_built(&big).unwrap_err().code, 413);
+        // managedFields may be deeper than the fields they record.
+        let managed =
+            json!({"metadata": {"managedFields": [{"fieldsV1": nested(MAX_DEPTH)}]}, "spec": nested(MAX_DEPTH - 1)});
+        assert!(check_built(&managed).is_ok());
+        let deeper = json!({"metadata": {"managedFields": []}, "spec": nested(MAX_DEPTH)});
+        assert_eq!(check_built(&deeper).unwrap_err().code, 422);
         assert!(check_stored(&nested(MAX_STORED_DEPTH), 10).is_ok());
         assert_eq!(check_stored(&nested(MAX_STORED_DEPTH + 1), 10).unwrap_err().code, 422);
         assert_eq!(check_stored(&json!({}), MAX_OBJECT_BYTES + 1).unwrap_err().code, 413);

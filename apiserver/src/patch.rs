@@ -23,9 +23,13 @@ pub const APPLY: &str = "application/apply-patch+yaml";
 pub fn parse_apply(body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     // kubectl sends JSON: read it as JSON when it is (exact JSON semantics, faster).
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        if let Ok(value) = serde_json::from_slice::<Value>(body) {
-            limits::check_body(&value)?;
-            return Ok((value, crate::field_validation::duplicate_fields(body)));
+        match serde_json::from_slice::<Value>(body) {
+            Ok(value) => {
+                limits::check_body(&value)?;
+                return Ok((value, crate::field_validation::duplicate_fields(body)));
+            }
+            Err(e) if e.to_string().starts_with("recursion limit exceeded") => return Err(limits::too_deep_body()),
+            Err(_) => {} // YAML's flow style, perhaps
         }
     }
     let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the apply body is not UTF-8 text"))?;
@@ -94,7 +98,7 @@ impl Patch {
             Patch::Merge(p) => merge_patch(target, p),
             Patch::Json(p, body_len) => apply_json_patch(target, &p.0, *body_len)?,
         }
-        limits::check_built(target).map(|_| ())
+        limits::check_built(target)
     }
 }
 

@@ -27,10 +27,12 @@ impl TestPki {
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let ca_key = KeyPair::generate().map_err(err)?;
         let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+        let ca_key_pem = ca_key.serialize_pem();
         let issuer = Issuer::new(ca_params, ca_key);
 
         let write = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem);
         write("ca.crt", ca_cert.pem())?;
+        write("ca.key", ca_key_pem)?;
         for (name, sans, cn) in [
             ("server", vec!["127.0.0.1".to_string(), "localhost".to_string()], "127.0.0.1"),
             ("client", vec![], client_cn),
@@ -68,6 +70,11 @@ impl TestPki {
     /// The CA certificate.
     pub fn ca_cert(&self) -> PathBuf {
         self.file("ca.crt")
+    }
+
+    /// The CA's private key (to sign with other tools, e.g. `openssl x509 -req`).
+    pub fn ca_key(&self) -> PathBuf {
+        self.file("ca.key")
     }
 
     /// The serving certificate (SANs 127.0.0.1 and localhost).

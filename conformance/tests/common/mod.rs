@@ -1,5 +1,8 @@
-//! Shared helpers: servers on either backend, curl watches, kubectl.
+//! Shared helpers: servers on either backend, curl watches, kubectl, raw
+//! TLS connections, and writes straight to the store.
 #![allow(dead_code)]
+
+pub mod raw;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -34,6 +37,69 @@ impl Running {
         let server = Server::start(&testkit::apiserver_binary(), &flags).expect("restart tpr-apiserver");
         Running { server, etcd, dir, args }
     }
+}
+
+impl Running {
+    /// Stops the server, runs `f` on its store (as an operator editing etcd,
+    /// or a bug would), and starts the server again on the same store.
+    pub fn with_store(self, f: impl FnOnce(&dyn storage::Store, &tokio::runtime::Runtime)) -> Running {
+        let Running { server, etcd, dir, args } = self;
+        assert!(server.terminate().expect("terminate").success(), "SIGTERM must exit 0");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        {
+            let store: Box<dyn storage::Store> = match &etcd {
+                Some(e) => {
+                    let cfg = storage::EtcdConfig { endpoints: vec![e.endpoint()], ..Default::default() };
+                    Box::new(rt.block_on(storage::EtcdStore::connect(&cfg)).expect("connect to etcd"))
+                }
+                None => {
+                    Box::new(storage::EmbeddedStore::open(&storage::EmbeddedConfig::new(dir.path())).expect("open"))
+                }
+            };
+            f(store.as_ref(), &rt);
+        }
+        drop(rt);
+        let flags: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = Server::start(&testkit::apiserver_binary(), &flags).expect("restart tpr-apiserver");
+        Running { server, etcd, dir, args }
+    }
+}
+
+/// The store revision a server has reached (a consistent list's resourceVersion).
+pub fn revision(server: &Server) -> String {
+    let out = server.curl(&[], "/apis/extensions/v1beta1/thirdpartyresources?limit=1");
+    json(&out)["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string()
+}
+
+/// Whether the server process is still running.
+pub fn alive(server: &Server) -> bool {
+    std::path::Path::new(&format!("/proc/{}", server.pid())).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default().contains(") Z ")
+}
+
+/// A field of `/proc/<pid>/status` in kB (e.g. `VmHWM`, `VmRSS`).
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) a process has used.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command); 100 ticks a second.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Resets a process's peak RSS (VmHWM) to its current RSS.
+pub fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
 pub fn start(backend: Backend) -> Running {
