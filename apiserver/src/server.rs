@@ -159,8 +159,10 @@ async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, _alive: 
         let conn = shared.h1.serve_connection(TokioIo::new(io), service);
         drive(bounded(conn, activity, stop, timeouts), io_handle).await
     };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "connection ended with an error");
+    match result {
+        Some(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        None => tracing::debug!("an idle connection did not close when asked; dropped"),
+        Some(Ok(())) => {}
     }
 }
 
@@ -168,27 +170,35 @@ async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, _alive: 
 /// server stops or when it stays idle (no request in flight) too long: the
 /// header timeout before its first request, the idle timeout after. One
 /// timer per connection, re-armed only when it fires.
-async fn bounded<C>(conn: C, activity: Arc<Activity>, mut stop: watch::Receiver<bool>, t: Timeouts) -> C::Output
+async fn bounded<C>(conn: C, activity: Arc<Activity>, mut stop: watch::Receiver<bool>, t: Timeouts) -> Option<C::Output>
 where
     C: GracefulConnection,
 {
     tokio::pin!(conn);
     let timer = tokio::time::sleep(t.header);
     tokio::pin!(timer);
+    // Set once the connection was asked to close because it was idle: it then
+    // has a header timeout to go (a peer that never finished its HTTP/2
+    // handshake never will), else it is dropped.
     let mut closing = false;
+    let mut stopping = false;
     loop {
         tokio::select! {
-            result = conn.as_mut() => return result,
-            _ = stop.wait_for(|stopped| *stopped), if !closing => {
+            result = conn.as_mut() => return Some(result),
+            _ = stop.wait_for(|stopped| *stopped), if !stopping => {
                 conn.as_mut().graceful_shutdown();
-                closing = true;
+                stopping = true;
             }
-            _ = &mut timer, if !closing => {
+            _ = &mut timer => {
+                if closing {
+                    return None;
+                }
                 let now = Instant::now();
                 match activity.idle_deadline(t) {
                     Some(deadline) if deadline <= now => {
                         conn.as_mut().graceful_shutdown();
                         closing = true;
+                        timer.as_mut().reset((now + t.header).into());
                     }
                     Some(deadline) => timer.as_mut().reset(deadline.into()),
                     // Busy: look again an idle period from now.
