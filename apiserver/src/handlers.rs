@@ -358,6 +358,7 @@ async fn serve(
         (Method::GET, None) => list(scope, &q, table_output(&parts, &q, is_tpr)?).await,
         (Method::POST, None) => {
             let (mut obj, mut warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
+            registry::check_meta_types(&obj, &scope)?;
             managed_fields::record_update(None, &mut obj, &writer);
             warnings.extend(crate::meta::finalizer_warnings(None, &obj));
             if is_tpr {
@@ -369,6 +370,7 @@ async fn serve(
         }
         (Method::PUT, Some(name)) => {
             let (mut obj, mut warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
+            registry::check_meta_types(&obj, &scope)?;
             let old = registry::get(app.store.as_ref(), scope, name).await?;
             managed_fields::record_update(Some(&old), &mut obj, &writer);
             warnings.extend(crate::meta::finalizer_warnings(Some(&old), &obj));
@@ -387,6 +389,10 @@ async fn serve(
             if ct == crate::patch::APPLY {
                 let raw = h::read_bytes(&parts, take(body)?).await?;
                 let (mut applied, duplicates) = crate::patch::parse_apply(&raw)?;
+                registry::check_meta_types(&applied, &scope)?;
+                if applied.pointer("/metadata/managedFields").is_some_and(|m| !m.is_null()) {
+                    return Err(ApiError::bad_request("invalid object: metadata.managedFields must be nil"));
+                }
                 let mut warnings = validation.check_duplicates(duplicates).map_err(undecodable)?;
                 warnings.extend(validation.check_object(&mut applied).map_err(undecodable)?);
                 let force = q.get("force").is_some_and(|v| v == "true");
@@ -486,6 +492,7 @@ async fn apply_patch(
         let before = current.clone();
         let rv = meta_str(&current, "resourceVersion").map(String::from);
         patch.apply(&mut current)?;
+        registry::check_meta_types(&current, &scope)?;
         managed_fields::record_update(Some(&before), &mut current, opts.writer);
         let mut warnings = opts.validation.check_object(&mut current)?;
         warnings.extend(crate::meta::finalizer_warnings(Some(&before), &current));
@@ -715,19 +722,30 @@ async fn delete_tpr(app: &App, scope: Scope<'_>, name: &str, pre: &Preconditions
 /// The read revision of `resourceVersion` and `resourceVersionMatch`.
 fn read_revision(q: &std::collections::HashMap<String, String>) -> Result<ReadRevision, ApiError> {
     let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
-    let parse = |s: &str| s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")));
+    let parse = |s: &str| parse_revision(s);
     Ok(match (rv, q.get("resourceVersionMatch").map(String::as_str)) {
         ("", None | Some("")) => ReadRevision::Consistent,
         ("", Some(m)) => {
             return Err(ApiError::bad_request(format!("resourceVersionMatch {m:?} needs a resourceVersion")))
         }
         ("0", None | Some("") | Some("NotOlderThan")) => ReadRevision::Any,
+        ("0", Some("Exact")) => {
+            return Err(ApiError::bad_request("resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\""))
+        }
         (r, None | Some("") | Some("NotOlderThan")) => ReadRevision::NotOlderThan(parse(r)?),
         (r, Some("Exact")) => ReadRevision::Exact(parse(r)?),
         (_, Some(m)) => {
             return Err(ApiError::bad_request(format!("unknown resourceVersionMatch {m:?}; use NotOlderThan or Exact")))
         }
     })
+}
+
+/// A resourceVersion: a non-negative integer (400 otherwise).
+fn parse_revision(s: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resourceVersion {s:?}: must be a non-negative integer")))
 }
 
 /// The opaque continue token: the revision of the first page and the next key.
@@ -740,7 +758,7 @@ fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     Ok((
-        v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?,
+        v.get("rv").and_then(Value::as_i64).filter(|rv| *rv > 0).ok_or_else(bad)?,
         v.get("start").and_then(Value::as_str).ok_or_else(bad)?.to_string(),
     ))
 }
@@ -874,7 +892,7 @@ async fn watch(
     let start = match rv {
         "" | "0" => WatchStart::WithInitialState,
         _ if send_initial => WatchStart::WithInitialState,
-        r => WatchStart::After(r.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {r:?}")))?),
+        r => WatchStart::After(parse_revision(r)?),
     };
     let timeout = q
         .get("timeoutSeconds")

@@ -147,7 +147,7 @@ fn check_namespace(meta: &mut Map<String, Value>, scope: &Scope<'_>) -> Result<(
 }
 
 /// 400 for metadata fields of the wrong type, worded as kube-apiserver's decoder.
-fn check_meta_types(obj: &Value, scope: &Scope<'_>) -> Result<(), ApiError> {
+pub fn check_meta_types(obj: &Value, scope: &Scope<'_>) -> Result<(), ApiError> {
     let Some(Value::Object(m)) = obj.get("metadata") else { return Ok(()) };
     meta::check_types(m).map_err(|e| {
         ApiError::bad_request(format!(
@@ -350,6 +350,10 @@ pub async fn update(
         last.mod_revision = gone.revision;
         last.value = encoded;
         return decode(&last, &scope.rt.api_version(scope.version));
+    }
+    if encoded == current.value {
+        // Nothing changed: no write, no event, the same resourceVersion (as kube-apiserver).
+        return decode(&current, &scope.rt.api_version(scope.version));
     }
     let kv = store.update(&key, encoded, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
     decode(&kv, &scope.rt.api_version(scope.version))
