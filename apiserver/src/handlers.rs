@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
@@ -748,21 +747,6 @@ fn parse_revision(s: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("invalid resourceVersion {s:?}: must be a non-negative integer")))
 }
 
-/// The opaque continue token: the revision of the first page and the next key.
-fn encode_continue(revision: i64, next_key: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"rv": revision, "start": next_key}).to_string())
-}
-
-fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
-    let bad = || ApiError::bad_request("invalid continue token");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    Ok((
-        v.get("rv").and_then(Value::as_i64).filter(|rv| *rv > 0).ok_or_else(bad)?,
-        v.get("start").and_then(Value::as_str).ok_or_else(bad)?.to_string(),
-    ))
-}
-
 /// Tables when the Accept header asks for them (`kubectl get`), else `None`.
 fn table_output(
     parts: &http::request::Parts,
@@ -790,7 +774,7 @@ async fn list(
     let prefix = scope.rt.list_prefix(scope.namespace);
     let (revision, start) = match q.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
-            let (rv, start) = decode_continue(token)?;
+            let (rv, start) = crate::paging::decode_continue(token)?;
             if !start.starts_with(&prefix) {
                 return Err(ApiError::bad_request("the continue token does not belong to this list"));
             }
@@ -839,7 +823,7 @@ async fn list(
     }
     let mut metadata = json!({"resourceVersion": read_at.to_string()});
     if let Some(next) = next {
-        metadata["continue"] = Value::String(encode_continue(read_at, &next));
+        metadata["continue"] = Value::String(crate::paging::encode_continue(read_at, &next));
     }
     if let Some(t) = table {
         return Ok(h::json(StatusCode::OK, &t.table(items, metadata)));

@@ -18,6 +18,7 @@
 //! - [`managed_fields`]: managedFields and server-side apply.
 //! - [`watch`]: watch responses streamed from the watch cache.
 //! - [`selectors`]: label and field selectors.
+//! - [`paging`]: the continue tokens of paged lists.
 //! - [`meta`]: metadata validation (names, labels, annotations).
 //! - [`tpr`]: ThirdPartyResource validation and the controller of served types.
 //! - [`resources`]: the served types and their watch caches.
@@ -49,6 +50,7 @@ pub mod logging;
 pub mod managed_fields;
 pub mod meta;
 pub mod observe;
+pub mod paging;
 pub mod patch;
 pub mod registry;
 pub mod resources;

@@ -243,4 +243,34 @@ mod tests {
         assert_eq!(check_stored(&nested(MAX_STORED_DEPTH + 1), 10).unwrap_err().code, 422);
         assert_eq!(check_stored(&json!({}), MAX_OBJECT_BYTES + 1).unwrap_err().code, 413);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_body_parses_or_is_a_400(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                if let Err(e) = parse_body(&bytes) {
+                    prop_assert_eq!(e.code, 400);
+                }
+            }
+
+            #[test]
+            fn nesting_is_refused_exactly_past_the_bound(levels in 90usize..140, arrays in any::<bool>()) {
+                let text = if arrays {
+                    format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+                } else {
+                    format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels))
+                };
+                prop_assert_eq!(parse_body(text.as_bytes()).is_ok(), levels <= MAX_DEPTH);
+            }
+
+            #[test]
+            fn measured_size_is_the_json_length(s in "\\PC{0,50}", n in any::<i64>(), u in any::<u64>(), b in any::<bool>()) {
+                let v = serde_json::json!({"s": s, "n": n, "u": u, "b": b, "a": [null, {}, []]});
+                prop_assert_eq!(measure(&v, 10, usize::MAX).unwrap().bytes, v.to_string().len());
+            }
+        }
+    }
 }

@@ -311,4 +311,79 @@ mod tests {
         let merge = Patch::parse("application/merge-patch+json", json!({"b": {"c": nested(99)}}), 0).unwrap();
         assert_eq!(merge.apply(&mut obj).unwrap_err().code, 422);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        /// JSON values up to a few levels deep.
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i32>().prop_map(Value::from),
+                "[a-z~/]{0,6}".prop_map(Value::from)
+            ];
+            leaf.prop_recursive(6, 48, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    proptest::collection::btree_map("[a-z~/0-9-]{0,4}", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn pointer() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![
+                    "[a-z0-9]{0,3}",
+                    Just("-".to_string()),
+                    Just("~0".into()),
+                    Just("~1".into()),
+                    Just("~2".into())
+                ],
+                0..6,
+            )
+            .prop_map(|tokens| tokens.iter().map(|t| format!("/{t}")).collect())
+        }
+
+        fn operation() -> impl Strategy<Value = Value> {
+            (prop_oneof!["add", "remove", "replace", "move", "copy", "test", "nope"], pointer(), pointer(), value())
+                .prop_map(|(op, path, from, value)| json!({"op": op, "path": path, "from": from, "value": value}))
+        }
+
+        proptest! {
+            #[test]
+            fn any_json_patch_applies_or_is_refused_and_stays_bounded(
+                doc in value(),
+                ops in proptest::collection::vec(operation(), 0..20),
+                raw_path in "\\PC{0,20}",
+            ) {
+                let mut ops = ops;
+                ops.push(json!({"op": "add", "path": raw_path, "value": 1}));
+                let body = Value::Array(ops);
+                let len = body.to_string().len();
+                match Patch::parse("application/json-patch+json", body, len) {
+                    Err(e) => prop_assert!(e.code == 400 || e.code == 413),
+                    Ok(patch) => {
+                        let mut target = json!({"metadata": {"name": "a"}, "spec": doc});
+                        match patch.apply(&mut target) {
+                            Ok(()) => prop_assert!(limits::measure(&target, limits::MAX_DEPTH, usize::MAX).is_ok()),
+                            Err(e) => prop_assert!(e.code == 422 || e.code == 413, "{}", e.message),
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn merge_patches_stay_bounded(doc in value(), patch in value()) {
+                let mut target = json!({"spec": doc});
+                let p = Patch::parse("application/merge-patch+json", json!({"spec": patch}), 0).unwrap();
+                if p.apply(&mut target).is_ok() {
+                    prop_assert!(limits::measure(&target, limits::MAX_DEPTH, usize::MAX).is_ok());
+                }
+            }
+        }
+    }
 }

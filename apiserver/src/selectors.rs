@@ -197,4 +197,42 @@ mod tests {
         assert_eq!(FieldSelector::parse("metadata.name=a").unwrap().name(), Some("a"));
         assert!(FieldSelector::parse("spec.x=1").is_err());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        proptest! {
+            #[test]
+            fn any_selector_parses_or_is_a_400(s in "\\PC{0,120}") {
+                if let Err(e) = LabelSelector::parse(&s) {
+                    prop_assert_eq!(e.code, 400);
+                }
+                if let Err(e) = FieldSelector::parse(&s) {
+                    prop_assert_eq!(e.code, 400);
+                }
+            }
+
+            #[test]
+            fn selector_syntax_soup_never_panics(s in "[a-z=!(), ]{0,60}|[a-z]+ (in|notin) \\([a-z, ]*\\)?") {
+                let _ = LabelSelector::parse(&s).map(|sel| sel.matches(&json!({"metadata": {"labels": {"a": "b"}}})));
+            }
+
+            #[test]
+            fn equality_selectors_select_what_they_say(
+                labels in proptest::collection::btree_map("[a-z][a-z0-9]{0,8}", "[a-z0-9]{0,8}", 0..5),
+                extra in "[a-z][a-z0-9]{0,8}",
+            ) {
+                let obj = json!({"metadata": {"name": "n", "namespace": "ns", "labels": labels}});
+                let all: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                prop_assert!(LabelSelector::parse(&all.join(",")).unwrap().matches(&obj));
+                let exists = LabelSelector::parse(&extra).unwrap().matches(&obj);
+                prop_assert_eq!(exists, labels.contains_key(&extra));
+                let absent = LabelSelector::parse(&format!("!{extra}")).unwrap().matches(&obj);
+                prop_assert_eq!(absent, !labels.contains_key(&extra));
+                prop_assert!(FieldSelector::parse("metadata.name=n,metadata.namespace!=x").unwrap().matches(&obj));
+            }
+        }
+    }
 }

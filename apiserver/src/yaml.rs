@@ -374,4 +374,62 @@ mod tests {
         assert!(to_json("a: [1\n").is_err());
         assert!(to_json("a: *nope\n").is_err());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                (-1e9f64..1e9).prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::from),
+                proptest::sample::select(vec![
+                    "true", "null", "~", "0x1F", "1e3", "yes", "-", "? x", "a: b", "&a", "*a", "#c", "'q'", "\"q\"",
+                    ".inf", "0o7", "+1", "", " x "
+                ])
+                .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(8, 64, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    proptest::collection::btree_map("\\PC{0,8}", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_or_is_refused(text in "\\PC{0,400}") {
+                let _ = to_json(&text);
+            }
+
+            #[test]
+            fn yaml_syntax_soup_never_panics(text in "[-:?&*!|>\\[\\]{},'\" \\na-z0-9#%@]{0,300}") {
+                if let Ok(p) = to_json(&text) {
+                    prop_assert!(limits::measure(&p.value, limits::MAX_DEPTH, usize::MAX).is_ok());
+                }
+            }
+
+            #[test]
+            fn json_is_yaml(v in value()) {
+                let parsed = to_json(&v.to_string()).unwrap();
+                prop_assert_eq!(parsed.value, v);
+            }
+
+            /// (YAML 1.1 writers such as libyaml, under serde_norway, count
+            /// U+0085, U+2028 and U+2029 as line breaks in quoted strings; the
+            /// 1.2 parser does not: those are left out.)
+            #[test]
+            fn yaml_that_serde_norway_writes_reads_back(v in value()) {
+                let text = serde_norway::to_string(&v).unwrap();
+                prop_assume!(!text.contains(['\u{85}', '\u{2028}', '\u{2029}']));
+                prop_assert_eq!(to_json(&text).unwrap().value, v, "{}", text);
+            }
+        }
+    }
 }

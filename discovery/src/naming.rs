@@ -97,4 +97,35 @@ mod tests {
         assert!(matches!(from_tpr_name("db..io"), Err(NameError::BadSegment(_))));
         assert!(matches!(from_tpr_name("db-.prsn.io"), Err(NameError::BadSegment(_))));
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_name_is_refused_or_gives_clean_names(name in "\\PC{0,80}") {
+                if let Ok(r) = from_tpr_name(&name) {
+                    prop_assert!(r.kind.starts_with(|c: char| c.is_ascii_uppercase()), "{:?}", r);
+                    prop_assert!(r.kind.chars().all(|c| c.is_ascii_alphanumeric()), "{:?}", r);
+                    prop_assert!(r.plural.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{:?}", r);
+                    let suffix = format!(".{}", r.group);
+                    prop_assert!(name.ends_with(&suffix), "{} {:?}", name, r);
+                    prop_assert_eq!(r.singular, r.kind.to_lowercase());
+                }
+            }
+
+            #[test]
+            fn names_of_the_documented_form_are_accepted(
+                kind in "[a-z][a-z0-9]{0,8}(-[a-z0-9]{1,6}){0,3}",
+                domain in "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?){1,3}",
+            ) {
+                let name = format!("{kind}.{domain}");
+                let r = from_tpr_name(&name).unwrap();
+                prop_assert_eq!(&r.group, &domain);
+                prop_assert_eq!(r.kind.to_lowercase(), kind.replace('-', ""));
+                prop_assert_eq!(r.plural, plural_of(&r.kind));
+            }
+        }
+    }
 }
