@@ -263,15 +263,20 @@ fn overlay(dst: &mut Value, src: &Value) {
     }
 }
 
-fn remove(v: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
-    let mut cur = v;
-    for k in parents {
-        let Some(next) = cur.get_mut(k) else { return };
-        cur = next;
+/// Removes the fields of `drop` from `v`, keeping the order of what stays:
+/// one pass over each map (removing keys one by one would shift a map's
+/// entries once per key).
+fn remove_fields(v: &mut Value, drop: &FieldSet) {
+    let Value::Object(m) = v else { return };
+    for (k, d) in &drop.children {
+        if !d.leaf {
+            if let Some(child) = m.get_mut(k) {
+                remove_fields(child, d);
+            }
+        }
     }
-    if let Value::Object(m) = cur {
-        m.shift_remove(last);
+    if drop.children.values().any(|d| d.leaf) {
+        m.retain(|k, _| !drop.children.get(k).is_some_and(|d| d.leaf));
     }
 }
 
@@ -401,16 +406,14 @@ pub fn apply(
     }
     // Fields this manager applied before and leaves out now go, unless others own them.
     let previous = list.iter().find(|e| is_own(e)).map(|e| e.fields.clone()).unwrap_or_default();
-    let mut dropped = Vec::new();
+    let mut dropped = FieldSet::default();
     previous.minus(Some(&wanted)).for_each(&mut Vec::new(), &mut |p: &[String]| {
         let kept_by_others = list.iter().any(|e| !is_own(e) && e.fields.owns_related(p));
         if !kept_by_others && !wanted.owns_related(p) {
-            dropped.push(p.to_vec());
+            p.iter().fold(&mut dropped, |n, k| n.children.entry(k.clone()).or_default()).leaf = true;
         }
     });
-    for p in &dropped {
-        remove(&mut result, p);
-    }
+    remove_fields(&mut result, &dropped);
     managed_parts(applied, |path, v| {
         let dst = path.iter().fold(&mut result, |d, k| {
             if !d.is_object() {

@@ -187,13 +187,13 @@ fn validate(obj: &Value, scope: &Scope<'_>, name: &str) -> Result<(), ApiError> 
     }
 }
 
-/// Everything outside `metadata` (and `apiVersion`), to decide whether `generation` moves.
-fn spec_of(obj: &Value) -> Map<String, Value> {
-    let mut m = obj.as_object().cloned().unwrap_or_default();
-    m.remove("metadata");
-    m.remove("apiVersion");
-    m.remove("status");
-    m
+/// True when anything outside `metadata`, `apiVersion` and `status` differs
+/// (then `generation` moves). Compares in place: objects may be large.
+fn spec_changed(a: &Value, b: &Value) -> bool {
+    let skip = |k: &str| matches!(k, "metadata" | "apiVersion" | "status");
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return a != b };
+    let count = |m: &Map<String, Value>| m.keys().filter(|k| !skip(k)).count();
+    count(a) != count(b) || a.iter().filter(|(k, _)| !skip(k)).any(|(k, v)| b.get(k) != Some(v))
 }
 
 /// Creates an object; `dry_run` validates without storing.
@@ -364,7 +364,7 @@ pub async fn update(
 fn merge_server_fields(obj: &mut Value, old: &Value) -> Result<(), ApiError> {
     let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
     let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
-    let changed = spec_of(obj) != spec_of(old);
+    let changed = spec_changed(obj, old);
     let meta = metadata_mut(obj)?;
     for key in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
         match old_meta.get(key) {
