@@ -43,7 +43,10 @@ impl Bench {
         let server = testkit::Server::start(bin, &["--data-dir", data.to_str().expect("utf-8")])
             .expect("start tpr-apiserver (cargo build --release -p apiserver)");
         let tpr = json!({"metadata": {"name": "mysql-db.prsn.io"}, "versions": [{"name": "v1"}]});
-        let out = server.curl(&["-H", "Content-Type: application/json", "-d", &tpr.to_string()], "/apis/extensions/v1beta1/thirdpartyresources");
+        let out = server.curl(
+            &["-H", "Content-Type: application/json", "-d", &tpr.to_string()],
+            "/apis/extensions/v1beta1/thirdpartyresources",
+        );
         assert_eq!(out.code, 201, "{}", out.body);
         Bench { server, dir }
     }
@@ -139,21 +142,41 @@ fn main() {
     // mimalloc returns freed memory at once, so that RSS follows what is in use.
     std::env::set_var("MIMALLOC_PURGE_DELAY", "0");
     let fresh = || Bench::fresh(&bin);
-    println!("each request on a fresh release server (embedded store); peak = peak RSS over the RSS before the request");
+    println!(
+        "each request on a fresh release server (embedded store); peak = peak RSS over the RSS before the request"
+    );
     println!("{:<64} {:>9} {:>5} {:>8} {:>7} {:>8}", "request", "body", "code", "wall ms", "CPU ms", "peak MB");
     let js = "application/json";
     let apply_ct = "application/apply-patch+yaml";
 
     // Memory: the issue's 119 KB body, then the largest bodies.
     let refused = wide("wide", 100, 1000, 2000).to_string();
-    fresh().measure("create, 100 nested 1,000-byte keys over 2,000 leaves, dryRun", "POST", &format!("{DBS}?dryRun=All"), js, refused.as_bytes());
+    fresh().measure(
+        "create, 100 nested 1,000-byte keys over 2,000 leaves, dryRun",
+        "POST",
+        &format!("{DBS}?dryRun=All"),
+        js,
+        refused.as_bytes(),
+    );
     let issue = wide("wide", 98, 1000, 2000).to_string();
-    fresh().measure("create, 98 nested 1,000-byte keys over 2,000 leaves, dryRun", "POST", &format!("{DBS}?dryRun=All"), js, issue.as_bytes());
+    fresh().measure(
+        "create, 98 nested 1,000-byte keys over 2,000 leaves, dryRun",
+        "POST",
+        &format!("{DBS}?dryRun=All"),
+        js,
+        issue.as_bytes(),
+    );
     fresh().measure("create, the same, stored", "POST", DBS, js, issue.as_bytes());
     let wide_big = wide("wide", 98, 1000, 60_000).to_string();
     fresh().measure("create, 98 nested 1,000-byte keys over 60,000 leaves", "POST", DBS, js, wide_big.as_bytes());
     let refused = flat("refused", 3_000_000).to_string();
-    fresh().measure("create, 2.7 MiB of small fields (too large with managedFields)", "POST", DBS, js, refused.as_bytes());
+    fresh().measure(
+        "create, 2.7 MiB of small fields (too large with managedFields)",
+        "POST",
+        DBS,
+        js,
+        refused.as_bytes(),
+    );
     // The largest objects of small fields that are stored (managedFields double them).
     let small = flat("flat", 1_400_000);
     fresh().measure("create, 1.3 MiB of small fields", "POST", DBS, js, small.to_string().as_bytes());
@@ -162,24 +185,64 @@ fn main() {
     applied["kind"] = json!("MysqlDb");
     let b = fresh();
     b.create(&small);
-    b.measure("apply (JSON), the same fields, another manager, force", "PATCH", &format!("{DBS}/flat?fieldManager=other&force=true"), apply_ct, applied.to_string().as_bytes());
+    b.measure(
+        "apply (JSON), the same fields, another manager, force",
+        "PATCH",
+        &format!("{DBS}/flat?fieldManager=other&force=true"),
+        apply_ct,
+        applied.to_string().as_bytes(),
+    );
     let mut yaml = String::from("apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: flat\nspec:\n");
     for i in 0..1_400_000 / 14 {
         yaml.push_str(&format!("  y{i:07}: {}\n", i % 10));
     }
-    fresh().measure("apply (YAML), 1.3 MiB of small fields, creating", "PATCH", &format!("{DBS}/flat?fieldManager=yaml"), apply_ct, yaml.as_bytes());
+    fresh().measure(
+        "apply (YAML), 1.3 MiB of small fields, creating",
+        "PATCH",
+        &format!("{DBS}/flat?fieldManager=yaml"),
+        apply_ct,
+        yaml.as_bytes(),
+    );
     let b = fresh();
     b.measure("apply (YAML), the same", "PATCH", &format!("{DBS}/flat?fieldManager=yaml"), apply_ct, yaml.as_bytes());
     let empty = "apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: flat\n";
-    b.measure("apply (YAML) by the same manager, dropping its 100,000 fields", "PATCH", &format!("{DBS}/flat?fieldManager=yaml"), apply_ct, empty.as_bytes());
+    b.measure(
+        "apply (YAML) by the same manager, dropping its 100,000 fields",
+        "PATCH",
+        &format!("{DBS}/flat?fieldManager=yaml"),
+        apply_ct,
+        empty.as_bytes(),
+    );
     let b = fresh();
     b.create(&small);
     let merge = json!({"spec": flat("x", 1_000_000)["spec"].clone()}).to_string();
-    b.measure("merge patch, 1 MB of small fields into them", "PATCH", &format!("{DBS}/flat"), "application/merge-patch+json", merge.as_bytes());
-    let nulls: serde_json::Map<String, Value> = small["spec"].as_object().map(|m| m.keys().map(|k| (k.clone(), Value::Null)).collect()).unwrap_or_default();
-    b.measure("merge patch removing those 100,000 fields", "PATCH", &format!("{DBS}/flat"), "application/merge-patch+json", json!({"spec": nulls}).to_string().as_bytes());
-    let dup = format!("{{\"metadata\":{{\"name\":\"dup\"}},\"spec\":{}}}", "{\"a\":".repeat(97) + "\"x\",\"b\":1,\"b\":2" + &"}".repeat(97));
-    fresh().measure("create, a duplicate field 98 levels down, Strict", "POST", &format!("{DBS}?fieldValidation=Strict"), js, dup.as_bytes());
+    b.measure(
+        "merge patch, 1 MB of small fields into them",
+        "PATCH",
+        &format!("{DBS}/flat"),
+        "application/merge-patch+json",
+        merge.as_bytes(),
+    );
+    let nulls: serde_json::Map<String, Value> =
+        small["spec"].as_object().map(|m| m.keys().map(|k| (k.clone(), Value::Null)).collect()).unwrap_or_default();
+    b.measure(
+        "merge patch removing those 100,000 fields",
+        "PATCH",
+        &format!("{DBS}/flat"),
+        "application/merge-patch+json",
+        json!({"spec": nulls}).to_string().as_bytes(),
+    );
+    let dup = format!(
+        "{{\"metadata\":{{\"name\":\"dup\"}},\"spec\":{}}}",
+        "{\"a\":".repeat(97) + "\"x\",\"b\":1,\"b\":2" + &"}".repeat(97)
+    );
+    fresh().measure(
+        "create, a duplicate field 98 levels down, Strict",
+        "POST",
+        &format!("{DBS}?fieldValidation=Strict"),
+        js,
+        dup.as_bytes(),
+    );
 
     // Depth.
     let deepest = json!({"metadata": {"name": "deep"}, "deep": nested(98)}).to_string();
@@ -192,21 +255,57 @@ fn main() {
     b.create(&json!({"metadata": {"name": "d"}, "deep": nested(50)}));
     let into_itself = format!("/deep{}", "/a".repeat(49));
     let copies: Vec<Value> = (0..6).map(|_| json!({"op": "copy", "from": "/deep", "path": into_itself})).collect();
-    b.measure("JSON patch, 6 copies into itself, dryRun (crashed the server)", "PATCH", &format!("{DBS}/d?dryRun=All"), "application/json-patch+json", Value::Array(copies).to_string().as_bytes());
+    b.measure(
+        "JSON patch, 6 copies into itself, dryRun (crashed the server)",
+        "PATCH",
+        &format!("{DBS}/d?dryRun=All"),
+        "application/json-patch+json",
+        Value::Array(copies).to_string().as_bytes(),
+    );
     let b = fresh();
     b.create(&json!({"metadata": {"name": "big"}, "a": ["x".repeat(1 << 20)]}));
     let doubling: Vec<Value> = (0..30).map(|_| json!({"op": "copy", "from": "/a", "path": "/a/0"})).collect();
-    b.measure("JSON patch, 30 copies doubling a 1 MiB array (refused)", "PATCH", &format!("{DBS}/big"), "application/json-patch+json", Value::Array(doubling).to_string().as_bytes());
+    b.measure(
+        "JSON patch, 30 copies doubling a 1 MiB array (refused)",
+        "PATCH",
+        &format!("{DBS}/big"),
+        "application/json-patch+json",
+        Value::Array(doubling).to_string().as_bytes(),
+    );
     let b = fresh();
     b.create(&json!({"metadata": {"name": "arr"}, "a": vec![0; 300_000]}));
     let shifts: Vec<Value> = (0..10_000).map(|_| json!({"op": "add", "path": "/a/0", "value": 1})).collect();
-    b.measure("JSON patch, 10,000 inserts at the front of 300,000 elements", "PATCH", &format!("{DBS}/arr"), "application/json-patch+json", Value::Array(shifts).to_string().as_bytes());
+    b.measure(
+        "JSON patch, 10,000 inserts at the front of 300,000 elements",
+        "PATCH",
+        &format!("{DBS}/arr"),
+        "application/json-patch+json",
+        Value::Array(shifts).to_string().as_bytes(),
+    );
     let tests: Vec<Value> = (0..10_000).map(|_| json!({"op": "test", "path": "/a/299999", "value": 0})).collect();
-    b.measure("JSON patch, 10,000 tests on that object (the most operations)", "PATCH", &format!("{DBS}/arr"), "application/json-patch+json", Value::Array(tests).to_string().as_bytes());
+    b.measure(
+        "JSON patch, 10,000 tests on that object (the most operations)",
+        "PATCH",
+        &format!("{DBS}/arr"),
+        "application/json-patch+json",
+        Value::Array(tests).to_string().as_bytes(),
+    );
 
     // YAML.
-    fresh().measure("apply, 60,000 nested [ (took 12-16 s of CPU)", "PATCH", &format!("{DBS}/y?fieldManager=t"), apply_ct, "[".repeat(60_000).as_bytes());
-    fresh().measure("apply, 750,000 nested {a: (refused)", "PATCH", &format!("{DBS}/y?fieldManager=t"), apply_ct, "{a: ".repeat(750_000).as_bytes());
+    fresh().measure(
+        "apply, 60,000 nested [ (took 12-16 s of CPU)",
+        "PATCH",
+        &format!("{DBS}/y?fieldManager=t"),
+        apply_ct,
+        "[".repeat(60_000).as_bytes(),
+    );
+    fresh().measure(
+        "apply, 750,000 nested {a: (refused)",
+        "PATCH",
+        &format!("{DBS}/y?fieldManager=t"),
+        apply_ct,
+        "{a: ".repeat(750_000).as_bytes(),
+    );
     let mut fan = String::from("x: &x {");
     for i in 0..1000 {
         fan.push_str(&format!("k{i}: {},", "v".repeat(100)));
@@ -214,7 +313,13 @@ fn main() {
     fan.push_str("}\ny: [");
     fan.push_str(&"*x,".repeat(20_000));
     fan.push_str("]\n");
-    fresh().measure("apply, 20,000 aliases of a 100 KB map (2 GB expanded)", "PATCH", &format!("{DBS}/y?fieldManager=t"), apply_ct, fan.as_bytes());
+    fresh().measure(
+        "apply, 20,000 aliases of a 100 KB map (2 GB expanded)",
+        "PATCH",
+        &format!("{DBS}/y?fieldManager=t"),
+        apply_ct,
+        fan.as_bytes(),
+    );
 
     // Metric series.
     let b = fresh();
