@@ -33,6 +33,8 @@ pub enum Peer {
     User(User),
     /// The front proxy: the request headers name the user.
     FrontProxy,
+    /// A certificate that was not accepted, and why (logged per request).
+    Refused(std::sync::Arc<str>),
 }
 
 /// The request headers the front proxy names the user with.

@@ -203,12 +203,14 @@ impl PeerClassifier {
         if why.is_empty() {
             why.push("no client CA is configured".into());
         }
-        (Peer::None, Some(format!("client certificate {subject:?} not accepted: {}", why.join("; "))))
+        let why = format!("client certificate {subject:?} not accepted: {}", why.join("; "));
+        (Peer::Refused(why.as_str().into()), Some(why))
     }
 }
 
-/// Logs why client certificates were not accepted: each at debug level,
-/// and a warning at most once per [`WARN_EVERY`] with how many there were.
+/// Logs why client certificates were not accepted: each connection's at
+/// debug level (each request's too, in `handlers`), and a warning at most
+/// once per [`WARN_EVERY`] with how many there were.
 pub struct RefusalLog {
     last_warn: Mutex<Option<Instant>>,
     since: AtomicU64,

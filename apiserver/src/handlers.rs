@@ -131,6 +131,10 @@ async fn answer(
         Peer::FrontProxy => app.request_headers.user(&parts.headers),
         Peer::User(u) => Some(u),
         Peer::None => None,
+        Peer::Refused(why) => {
+            tracing::debug!(uri = %parts.uri, "{why}; the request may still authenticate otherwise");
+            None
+        }
     }
     .or_else(|| app.authn.bearer(bearer));
     // A token this server does not know: ask the host cluster.
