@@ -249,10 +249,14 @@ pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run
     Err(ApiError::already_exists(&scope.target(generate.as_deref().unwrap_or_default())))
 }
 
+/// The stored value at `key` (a consistent read), or 404 about `target`.
+async fn stored(store: &dyn Store, key: &str, target: &Target) -> Result<KeyValue, ApiError> {
+    store.get(key).await.map_err(|e| ApiError::from_storage(e, target))?.ok_or_else(|| ApiError::not_found(target))
+}
+
 /// Reads one object (a consistent read from the store).
 pub async fn get(store: &dyn Store, scope: Scope<'_>, name: &str) -> Result<Value, ApiError> {
-    let kv = store.get(&scope.key(name)).await.map_err(|e| ApiError::from_storage(e, &scope.target(name)))?;
-    let kv = kv.ok_or_else(|| ApiError::not_found(&scope.target(name)))?;
+    let kv = stored(store, &scope.key(name), &scope.target(name)).await?;
     decode(&kv, &scope.rt.api_version(scope.version))
 }
 
@@ -305,11 +309,7 @@ pub async fn update(
     };
     validate(&obj, &scope, name)?;
     let key = scope.key(name);
-    let current = store
-        .get(&key)
-        .await
-        .map_err(|e| ApiError::from_storage(e, &target))?
-        .ok_or_else(|| ApiError::not_found(&target))?;
+    let current = stored(store, &key, &target).await?;
     if current.mod_revision != expected {
         return Err(ApiError::conflict(
             &target,
@@ -392,11 +392,7 @@ pub async fn delete_corrupt(store: &dyn Store, scope: Scope<'_>, name: &str) -> 
     let target = scope.target(name);
     let key = scope.key(name);
     loop {
-        let current = store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::from_storage(e, &target))?
-            .ok_or_else(|| ApiError::not_found(&target))?;
+        let current = stored(store, &key, &target).await?;
         if decode(&current, &scope.rt.api_version(scope.version)).is_ok() {
             return Err(ApiError::invalid(
                 &target,
@@ -439,11 +435,7 @@ pub async fn delete(
     let key = scope.key(name);
     let api_version = scope.rt.api_version(scope.version);
     loop {
-        let current = store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::from_storage(e, &target))?
-            .ok_or_else(|| ApiError::not_found(&target))?;
+        let current = stored(store, &key, &target).await?;
         let mut obj = decode(&current, &api_version)?;
         if let Some(uid) = &pre.uid {
             if meta_str(&obj, "uid") != Some(uid.as_str()) {

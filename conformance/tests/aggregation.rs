@@ -93,27 +93,10 @@ fn front_proxy_headers_only_from_the_front_proxy() {
 /// discovery open to every authenticated user; denials name user, verb, resource.
 #[test]
 fn a_policy_file_authorizes() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.csv");
-    std::fs::write(&tokens, "alice-token,alice,1\nbob-token,bob,2,\"admins\"\n").unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
+    let (s, _dir) = common::start_with_policy(
+        "alice-token,alice,1\nbob-token,bob,2,\"admins\"\n",
         "rules:\n- users: [alice]\n  verbs: [get, list, watch]\n  apiGroups: [prsn.io]\n  resources: [mysqldbs]\n  namespaces: [default]\n- groups: [admins]\n  verbs: ['*']\n  apiGroups: ['*']\n  resources: ['*']\n",
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let args = [
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--token-auth-file",
-        tokens.to_str().unwrap(),
-        "--authorization-mode",
-        "Policy",
-        "--authorization-policy-file",
-        policy.to_str().unwrap(),
-    ];
-    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap();
+    );
     common::create_tpr(&s, "mysql-db.prsn.io", &["v1"]); // the admin token is system:masters
     let as_user = |token: &str, args: &[&str], path: &str| {
         let auth = format!("Authorization: Bearer {token}");

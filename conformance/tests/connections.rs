@@ -178,9 +178,9 @@ fn running_out_of_file_descriptors_does_not_spin() {
     let addr = s.url().trim_start_matches("https://").to_string();
     let held: Vec<_> = (0..120).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(500));
-    let cpu = common::cpu_time(s.pid());
+    let cpu = testkit::process::cpu_time(s.pid());
     std::thread::sleep(Duration::from_secs(2));
-    let used = common::cpu_time(s.pid()).saturating_sub(cpu);
+    let used = testkit::process::cpu_time(s.pid()).saturating_sub(cpu);
     assert!(used < Duration::from_millis(800), "the server used {used:?} of CPU in 2 s while out of descriptors");
     let warnings = s.log_lines().iter().filter(|l| l.contains("accept failed")).count();
     assert!((1..=2).contains(&warnings), "{warnings} warnings logged");

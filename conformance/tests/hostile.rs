@@ -572,28 +572,14 @@ fn cases(token: &str) -> Vec<Case> {
         &[("Content-Type", "application/json"), ("Content-Length", "99999999999")],
         b"",
     );
-    g.req("body over 3 MiB", "POST", DBS, &[("Content-Type", "application/json")], &vec![b' '; 3 * 1024 * 1024 + 10]);
-    g.req(
-        "fieldValidation junk",
-        "POST",
-        &format!("{DBS}?fieldValidation=Loud"),
-        &[("Content-Type", "application/json")],
-        br#"{"metadata":{"name":"x"}}"#,
-    );
-    g.req(
+    g.post_json("body over 3 MiB", DBS, &vec![b' '; 3 * 1024 * 1024 + 10]);
+    g.post_json("fieldValidation junk", &format!("{DBS}?fieldValidation=Loud"), br#"{"metadata":{"name":"x"}}"#);
+    g.post_json(
         "fieldManager too long",
-        "POST",
         &format!("{DBS}?fieldManager={}", "m".repeat(200)),
-        &[("Content-Type", "application/json")],
         br#"{"metadata":{"name":"x"}}"#,
     );
-    g.req(
-        "dryRun junk still validates",
-        "POST",
-        &format!("{DBS}?dryRun=Junk"),
-        &[("Content-Type", "application/json")],
-        br#"{"metadata":{"name":"A"}}"#,
-    );
+    g.post_json("dryRun junk still validates", &format!("{DBS}?dryRun=Junk"), br#"{"metadata":{"name":"A"}}"#);
     g.req(
         "includeObject junk",
         "GET",
@@ -780,7 +766,7 @@ fn hostile_input_is_refused_cleanly(backend: Backend) {
     let before = snapshot(s);
     let cases = cases(&s.token());
     assert!(cases.len() >= 500, "{} cases", cases.len());
-    common::reset_peak_rss(s.pid());
+    testkit::process::reset_peak_rss(s.pid());
     let mut revision_now = revision(s);
     let mut failures = Vec::new();
     for case in &cases {
@@ -824,7 +810,7 @@ fn hostile_input_is_refused_cleanly(backend: Backend) {
             revision_now = now;
         }
     }
-    let peak_mb = common::proc_status_kb(s.pid(), "VmHWM") / 1024;
+    let peak_mb = testkit::process::status_kb(s.pid(), "VmHWM") / 1024;
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
     assert_eq!(snapshot(s), before, "every key and revision as before");
     assert!(peak_mb < 400, "peak RSS {peak_mb} MB");

@@ -302,8 +302,8 @@ fn a_small_body_cannot_take_much_memory() {
     let file = r.dir.path().join("wide.json");
     std::fs::write(&file, &body).unwrap();
     let at = format!("@{}", file.display());
-    common::reset_peak_rss(s.pid());
-    let base = common::proc_status_kb(s.pid(), "VmRSS");
+    testkit::process::reset_peak_rss(s.pid());
+    let base = testkit::process::status_kb(s.pid(), "VmRSS");
     for query in ["?dryRun=All", ""] {
         let out = s.curl(&["-H", "Content-Type: application/json", "-d", &at], &format!("{DBS}{query}"));
         assert_eq!(out.code, 201, "{}", &out.body[..out.body.len().min(300)]);
@@ -313,7 +313,7 @@ fn a_small_body_cannot_take_much_memory() {
         &format!("{DBS}/wide?fieldManager=other&force=true"),
     );
     assert_eq!(apply.code, 200, "{}", &apply.body[..apply.body.len().min(300)]);
-    let peak = common::proc_status_kb(s.pid(), "VmHWM");
+    let peak = testkit::process::status_kb(s.pid(), "VmHWM");
     assert!(peak < base + 64 * 1024, "peak RSS grew by {} MB", (peak.saturating_sub(base)) / 1024);
 }
 
@@ -325,7 +325,7 @@ fn deep_and_explosive_yaml_is_refused_while_parsing() {
     let r = start(Backend::Embedded);
     let s = &r.server;
     create_tpr(s, "mysql-db.prsn.io", &["v1"]);
-    let cpu = common::cpu_time(s.pid());
+    let cpu = testkit::process::cpu_time(s.pid());
     let mut laughs = String::from("a0: &a0 [\"xxxxxxxxxxxxxxxxxxxx\"]\n");
     for i in 1..30 {
         laughs.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 9].join(",")));
@@ -350,7 +350,7 @@ fn deep_and_explosive_yaml_is_refused_while_parsing() {
         status(&out, 400);
         assert!(out.body.contains("not valid YAML"), "{what}: {}", out.body);
     }
-    let used = common::cpu_time(s.pid()).saturating_sub(cpu);
+    let used = testkit::process::cpu_time(s.pid()).saturating_sub(cpu);
     assert!(used < Duration::from_secs(3), "refusing four bodies took {used:?} of CPU");
 }
 
@@ -378,27 +378,10 @@ fn junk_requests_add_no_metric_series() {
 /// rule opens it; discovery stays open to every authenticated user.
 #[test]
 fn metrics_need_authorization() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.csv");
-    std::fs::write(&tokens, "alice-token,alice,1\nprom-token,prom,2,\"monitoring\"\n").unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
+    let (s, _dir) = common::start_with_policy(
+        "alice-token,alice,1\nprom-token,prom,2,\"monitoring\"\n",
         "rules:\n- users: [alice]\n  verbs: [get, list]\n  apiGroups: [prsn.io]\n  resources: [mysqldbs]\n  namespaces: [default]\n- groups: [monitoring]\n  verbs: [get]\n  nonResourcePaths: [/metrics]\n",
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let args = [
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--token-auth-file",
-        tokens.to_str().unwrap(),
-        "--authorization-mode",
-        "Policy",
-        "--authorization-policy-file",
-        policy.to_str().unwrap(),
-    ];
-    let s = Server::start(&testkit::apiserver_binary(), &args).unwrap();
+    );
     let get = |token: &str, path: &str| s.curl_as(true, &["-H", &format!("Authorization: Bearer {token}")], path).code;
     assert_eq!(get("alice-token", "/metrics"), 403);
     assert_eq!(get("alice-token", "/"), 403);

@@ -5,8 +5,10 @@
 #![forbid(unsafe_code)]
 
 mod fake_kube;
+pub mod process;
 mod server;
 mod tls;
+
 pub use fake_kube::{FakeKube, Policy};
 pub use server::{binary as apiserver_binary, masters_token_file, CurlOutput, Server};
 pub use tls::TestPki;

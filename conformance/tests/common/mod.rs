@@ -73,33 +73,28 @@ pub fn revision(server: &Server) -> String {
 
 /// Whether the server process is still running.
 pub fn alive(server: &Server) -> bool {
-    std::path::Path::new(&format!("/proc/{}", server.pid())).exists()
-        && !std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default().contains(") Z ")
+    testkit::process::alive(server.pid())
 }
 
-/// A field of `/proc/<pid>/status` in kB (e.g. `VmHWM`, `VmRSS`).
-pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU time (user + system) a process has used.
-pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command); 100 ticks a second.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
-/// Resets a process's peak RSS (VmHWM) to its current RSS.
-pub fn reset_peak_rss(pid: u32) {
-    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+/// Starts a standalone server with `tokens` (a `--token-auth-file`) and the
+/// rules of `--authorization-mode=Policy`; the directory holds its files.
+pub fn start_with_policy(tokens: &str, rules: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (token_file, policy, data) =
+        (dir.path().join("tokens.csv"), dir.path().join("policy.yaml"), dir.path().join("data"));
+    std::fs::write(&token_file, tokens).unwrap();
+    std::fs::write(&policy, rules).unwrap();
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--token-auth-file",
+        token_file.to_str().unwrap(),
+        "--authorization-mode",
+        "Policy",
+        "--authorization-policy-file",
+        policy.to_str().unwrap(),
+    ];
+    (Server::start(&testkit::apiserver_binary(), &args).expect("start tpr-apiserver"), dir)
 }
 
 pub fn start(backend: Backend) -> Running {
