@@ -17,12 +17,14 @@ use crate::managed_fields;
 use crate::observe::RequestInfo;
 use crate::patch::Patch;
 use crate::registry::{self, meta_str, Preconditions, Scope};
+use crate::resources::described;
 use crate::resources::ServedTypes;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::tpr::{self, Controller};
-use crate::{docs, watch};
+use crate::watch;
 use discovery::table::IncludeObject;
+use discovery::{documents, openapi};
 
 /// Everything a request handler needs.
 pub struct App {
@@ -188,7 +190,7 @@ async fn public(app: &App, path: &str) -> Option<Response<Body>> {
                 h::text(StatusCode::INTERNAL_SERVER_ERROR, format!("[-]storage failed: {e}\nreadyz check failed\n"))
             }
         },
-        "/version" | "/version/" => h::json(StatusCode::OK, &docs::version()),
+        "/version" | "/version/" => h::json(StatusCode::OK, &documents::version()),
         _ => return None,
     })
 }
@@ -208,36 +210,38 @@ async fn route(
     if document {
         non_resource(app, &parts, caller.user).await?;
     }
+    let all = app.served.all();
+    let types = described(&all);
     match segments.as_slice() {
-        [""] => return Ok(h::json(StatusCode::OK, &docs::root_paths(&app.served.all()))),
+        [""] => return Ok(h::json(StatusCode::OK, &documents::root_paths(&types))),
         ["api"] | ["apis"] => {
             let core = segments[0] == "api";
             return Ok(match h::discovery_output(&parts)? {
                 h::DiscoveryOutput::Legacy if core => {
-                    h::json_with_etag(&parts, &docs::core_versions(), "application/json")
+                    h::json_with_etag(&parts, &documents::core_versions(), "application/json")
                 }
                 h::DiscoveryOutput::Legacy => {
-                    h::json_with_etag(&parts, &docs::group_list(&app.served.all()), "application/json")
+                    h::json_with_etag(&parts, &documents::group_list(&types), "application/json")
                 }
                 h::DiscoveryOutput::Aggregated(v) => h::json_with_etag(
                     &parts,
-                    &docs::aggregated(&app.served.all(), core, v),
+                    &discovery::aggregated::aggregated(&types, core, v),
                     &format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"),
                 ),
             });
         }
-        ["openapi", "v2"] => return Ok(h::json(StatusCode::OK, &docs::openapi_v2(&app.served.all()))),
-        ["api", "v1"] => return Ok(h::json(StatusCode::OK, &docs::core_resources())),
-        ["openapi", "v3"] => return Ok(h::json(StatusCode::OK, &docs::openapi_index(&app.served.all()))),
+        ["openapi", "v2"] => return Ok(h::json(StatusCode::OK, &openapi::openapi_v2(&types))),
+        ["api", "v1"] => return Ok(h::json(StatusCode::OK, &documents::core_resources())),
+        ["openapi", "v3"] => return Ok(h::json(StatusCode::OK, &openapi::openapi_index(&types))),
         ["openapi", "v3", "apis", group, version] => {
-            let doc = docs::openapi_group_version(&app.served.all(), group, version);
+            let doc = openapi::openapi_group_version(&types, group, version);
             if doc["paths"].as_object().is_none_or(|p| p.is_empty()) {
                 return Err(ApiError::no_route(&path));
             }
             return Ok(h::json(StatusCode::OK, &doc));
         }
         ["apis", group] => {
-            let doc = docs::group(&app.served.all(), group).ok_or_else(|| ApiError::no_route(&path))?;
+            let doc = documents::group(&types, group).ok_or_else(|| ApiError::no_route(&path))?;
             return Ok(h::json(StatusCode::OK, &doc));
         }
         _ => {}
@@ -248,7 +252,7 @@ async fn route(
     let mut warning = tpr::version_warning(&version);
     if resolved.rest.is_empty() {
         non_resource(app, &parts, caller.user).await?;
-        let mut resp = h::json(StatusCode::OK, &docs::resource_list(&resolved.types, group, &version));
+        let mut resp = h::json(StatusCode::OK, &documents::resource_list(&described(&resolved.types), group, &version));
         if let Some(w) = warning.take() {
             h::warn(&mut resp, &w);
         }

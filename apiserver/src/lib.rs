@@ -22,7 +22,6 @@
 //! - [`meta`]: metadata validation (names, labels, annotations).
 //! - [`tpr`]: ThirdPartyResource validation and the controller of served types.
 //! - [`resources`]: the served types and their watch caches.
-//! - [`docs`]: discovery documents, `/version` and the root path list.
 //! - [`observe`]: request info, Prometheus metrics, the audit log.
 //! - [`store_metrics`]: the store under the server, timed per call.
 //! - [`status`]: errors and their `Status` responses (the one mapping place).
@@ -38,7 +37,6 @@ pub mod backend;
 pub mod batched_io;
 pub mod client_auth;
 pub mod delegated;
-pub mod docs;
 pub mod field_validation;
 pub mod files;
 pub mod flags;

@@ -4,22 +4,15 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use discovery::Resource;
 use storage::WatchCache;
 
-/// One served resource type and its watch cache.
+/// One served resource type: its API description (names, versions, scope;
+/// reached through `Deref`, so `rt.plural` reads it), where its objects are
+/// stored, and its watch cache.
 pub struct ResourceType {
-    /// API group, e.g. `prsn.io`.
-    pub group: String,
-    /// Served versions, e.g. `["stable/v1", "v1"]`.
-    pub versions: Vec<String>,
-    /// Kind, e.g. `MysqlDb`.
-    pub kind: String,
-    /// Resource name, e.g. `mysqldbs`.
-    pub plural: String,
-    /// Singular name, e.g. `mysqldb`.
-    pub singular: String,
-    /// Whether objects live in namespaces.
-    pub namespaced: bool,
+    /// What discovery describes.
+    pub api: Resource,
     /// Storage prefix of every object, with a trailing `/`.
     pub key_prefix: String,
     /// The cache that serves lists, gets and watches.
@@ -37,6 +30,19 @@ pub struct Owner {
     pub uid: String,
 }
 
+impl std::ops::Deref for ResourceType {
+    type Target = Resource;
+
+    fn deref(&self) -> &Resource {
+        &self.api
+    }
+}
+
+/// The API descriptions of `types`, for discovery's documents.
+pub fn described(types: &[Arc<ResourceType>]) -> Vec<&Resource> {
+    types.iter().map(|t| &t.api).collect()
+}
+
 impl ResourceType {
     /// The storage key of one object.
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
@@ -52,11 +58,6 @@ impl ResourceType {
             Some(ns) => format!("{}{ns}/", self.key_prefix),
             None => self.key_prefix.clone(),
         }
-    }
-
-    /// `group/version`.
-    pub fn api_version(&self, version: &str) -> String {
-        format!("{}/{version}", self.group)
     }
 }
 

@@ -1,11 +1,81 @@
 //! Pure functions and types for tpr-apiserver, no I/O.
 //!
-//! Layout of this crate (it grows with discovery, OpenAPI and Table rows):
+//! Layout of this crate:
 //! - [`naming`]: a ThirdPartyResource name → group, kind, plural, singular.
+//! - [`resource`]: [`Resource`], a served type as discovery describes it.
+//! - [`documents`]: legacy discovery (`/api`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`), `/`, `/version`.
+//! - [`aggregated`]: aggregated discovery (apidiscovery.k8s.io v2, v2beta1).
+//! - [`openapi`]: OpenAPI v3 (index and per group-version) and v2.
 //! - [`table`]: Tables for `kubectl get` (columns, cells, rows).
+//!
+//! The server builds these documents from its served types and serves them;
+//! nothing here reads a clock but Table ages, which take `now` as an argument.
 #![forbid(unsafe_code)]
 
+pub mod aggregated;
+pub mod documents;
 pub mod naming;
+pub mod openapi;
+pub mod resource;
 pub mod table;
 
 pub use naming::{NameError, ResourceNames};
+pub use resource::Resource;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mysqldbs() -> Resource {
+        Resource {
+            group: "prsn.io".into(),
+            versions: vec!["stable/v1".into(), "v1".into()],
+            kind: "MysqlDb".into(),
+            plural: "mysqldbs".into(),
+            singular: "mysqldb".into(),
+            namespaced: true,
+        }
+    }
+
+    fn tprs() -> Resource {
+        Resource {
+            group: "extensions".into(),
+            versions: vec!["v1beta1".into()],
+            kind: "ThirdPartyResource".into(),
+            plural: "thirdpartyresources".into(),
+            singular: "thirdpartyresource".into(),
+            namespaced: false,
+        }
+    }
+
+    #[test]
+    fn path_versions_are_served_by_path_but_never_listed() {
+        let (a, b) = (mysqldbs(), tprs());
+        let types = [&a, &b];
+        let list = documents::group_list(&types);
+        assert_eq!(list["groups"][1]["name"], "prsn.io");
+        assert_eq!(list["groups"][1]["versions"], serde_json::json!([{"groupVersion": "prsn.io/v1", "version": "v1"}]));
+        let paths = documents::root_paths(&types)["paths"].to_string();
+        assert!(paths.contains("/apis/prsn.io/stable/v1") && paths.contains("/apis/prsn.io/v1"), "{paths}");
+        let resources = documents::resource_list(&types[..1], "prsn.io", "v1");
+        assert_eq!(resources["resources"][0]["verbs"].as_array().unwrap().len(), 8);
+        let tpr = documents::resource_list(&types[1..], "extensions", "v1beta1");
+        assert_eq!(tpr["resources"][0]["shortNames"], serde_json::json!(["tpr"]));
+    }
+
+    #[test]
+    fn aggregated_discovery_and_openapi_carry_the_kinds() {
+        let a = mysqldbs();
+        let agg = aggregated::aggregated(&[&a], false, "v2");
+        assert_eq!(agg["apiVersion"], "apidiscovery.k8s.io/v2");
+        assert_eq!(agg["items"][0]["versions"][0]["resources"][0]["responseKind"]["kind"], "MysqlDb");
+        let doc = openapi::openapi_group_version(&[&a], "prsn.io", "v1");
+        let patch = &doc["paths"]["/apis/prsn.io/v1/namespaces/{namespace}/mysqldbs/{name}"]["patch"];
+        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "MysqlDb");
+        assert!(patch["parameters"].to_string().contains("fieldValidation"));
+        let index = openapi::openapi_index(&[&a]);
+        assert!(index["paths"]["apis/prsn.io/v1"]["serverRelativeURL"].as_str().unwrap().contains("?hash="));
+        let v2 = openapi::openapi_v2(&[&a]);
+        assert!(v2["definitions"]["io.prsn.v1.MysqlDb"].is_object(), "{v2}");
+    }
+}

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use discovery::Resource;
 use serde_json::Value;
 use storage::cache::{EventKind, WatchStart};
 use storage::{CacheConfig, ListOptions, ReadRevision, StorageError, Store, WatchCache, WatchItem, WatchRequest};
@@ -42,12 +43,14 @@ impl Controller {
         let key_prefix = format!("{root}thirdpartyresources/");
         let cache = Arc::new(WatchCache::start(store.clone(), &key_prefix, CacheConfig::default())?);
         let tprs = Arc::new(ResourceType {
-            group: TPR_GROUP.into(),
-            versions: vec![TPR_VERSION.into()],
-            kind: "ThirdPartyResource".into(),
-            plural: "thirdpartyresources".into(),
-            singular: "thirdpartyresource".into(),
-            namespaced: false,
+            api: Resource {
+                group: TPR_GROUP.into(),
+                versions: vec![TPR_VERSION.into()],
+                kind: "ThirdPartyResource".into(),
+                plural: "thirdpartyresources".into(),
+                singular: "thirdpartyresource".into(),
+                namespaced: false,
+            },
             key_prefix,
             cache,
             owner: None,
@@ -160,12 +163,14 @@ impl Controller {
                 None => Arc::new(WatchCache::start(self.store.clone(), &key_prefix, CacheConfig::default())?),
             };
             self.served.insert(Arc::new(ResourceType {
-                group,
-                versions: c.versions.clone(),
-                kind: c.names.kind.clone(),
-                plural,
-                singular: c.names.singular.clone(),
-                namespaced: true,
+                api: Resource {
+                    group,
+                    versions: c.versions.clone(),
+                    kind: c.names.kind.clone(),
+                    plural,
+                    singular: c.names.singular.clone(),
+                    namespaced: true,
+                },
                 key_prefix,
                 cache,
                 owner: Some(owner),

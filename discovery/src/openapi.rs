@@ -1,178 +1,10 @@
-//! The discovery documents kubectl and client-go read first: `/api`, `/apis`,
-//! `/apis/<g>`, `/apis/<g>/<v>` in the legacy form, `/api` and `/apis` also as
-//! aggregated discovery (apidiscovery.k8s.io v2 and v2beta1), the root path
-//! list, `/version`, and OpenAPI v3.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! OpenAPI: `/openapi/v3` (an index of group-versions), one v3 document per
+//! group-version (schemaless objects with the group-version-kind extensions
+//! kubectl needs), and `/openapi/v2` (Swagger 2.0) derived from them.
 
 use serde_json::{json, Value};
 
-use crate::meta::is_dns_label;
-use crate::resources::ResourceType;
-
-/// Versions that discovery may list (DNS labels; `stable/v1` is path-only).
-fn listed_versions(t: &ResourceType) -> impl Iterator<Item = &String> {
-    t.versions.iter().filter(|v| is_dns_label(v))
-}
-
-/// `/version`.
-pub fn version() -> Value {
-    json!({
-        "major": "1", "minor": "32",
-        "gitVersion": concat!("v1.32.0-tpr-apiserver.", env!("CARGO_PKG_VERSION")),
-        "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
-        "goVersion": "rust", "compiler": "rustc", "platform": "linux/amd64",
-    })
-}
-
-/// `/`: every path served, as in the seed document (versions by path, `stable/v1` included).
-pub fn root_paths(types: &[Arc<ResourceType>]) -> Value {
-    let mut paths: Vec<String> =
-        ["/api", "/apis", "/healthz", "/livez", "/readyz", "/version"].iter().map(|s| s.to_string()).collect();
-    for t in types {
-        paths.push(format!("/apis/{}", t.group));
-        for v in &t.versions {
-            paths.push(format!("/apis/{}/{v}", t.group));
-        }
-    }
-    paths.sort();
-    paths.dedup();
-    json!({ "paths": paths })
-}
-
-/// `/api`: the core group's `v1`, with no resources here. Listing it keeps
-/// clients that require a core version (kube-rs's `Discovery`) working when the
-/// server runs alone; behind kube-aggregator, kube-apiserver answers `/api`.
-pub fn core_versions() -> Value {
-    json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
-}
-
-/// `/api/v1`: no core resources here.
-pub fn core_resources() -> Value {
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": []})
-}
-
-fn group_doc(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> =
-        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
-    let mut doc = json!({"name": group, "versions": vs});
-    if let Some(preferred) = vs.first() {
-        doc["preferredVersion"] = preferred.clone();
-    }
-    doc
-}
-
-fn groups(types: &[Arc<ResourceType>]) -> BTreeMap<String, Vec<String>> {
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in types {
-        let entry = groups.entry(t.group.clone()).or_default();
-        for v in listed_versions(t) {
-            if !entry.contains(v) {
-                entry.push(v.clone());
-            }
-        }
-    }
-    groups.retain(|_, v| !v.is_empty());
-    groups
-}
-
-/// `/apis`.
-pub fn group_list(types: &[Arc<ResourceType>]) -> Value {
-    let list: Vec<Value> = groups(types).iter().map(|(g, vs)| group_doc(g, vs)).collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": list})
-}
-
-/// `/apis/<group>`: also for a group whose versions are all path-only
-/// (`stable/v1`), which then lists no version.
-pub fn group(types: &[Arc<ResourceType>], group: &str) -> Option<Value> {
-    if !types.iter().any(|t| t.group == group) {
-        return None;
-    }
-    let vs = groups(types).remove(group).unwrap_or_default();
-    let mut doc = group_doc(group, &vs);
-    doc["kind"] = json!("APIGroup");
-    doc["apiVersion"] = json!("v1");
-    Some(doc)
-}
-
-/// The verbs of a type (ThirdPartyResources have no deletecollection).
-fn verbs(t: &ResourceType) -> Value {
-    if t.plural == "thirdpartyresources" {
-        json!(["create", "delete", "get", "list", "patch", "update", "watch"])
-    } else {
-        json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
-    }
-}
-
-/// Short names (`tpr`).
-fn short_names(t: &ResourceType) -> Option<Value> {
-    (t.plural == "thirdpartyresources").then(|| json!(["tpr"]))
-}
-
-/// `/apis/<group>/<version>`.
-pub fn resource_list(types: &[Arc<ResourceType>], group: &str, version: &str) -> Value {
-    let resources: Vec<Value> = types
-        .iter()
-        .map(|t| {
-            let mut r = json!({
-                "name": t.plural, "singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind,
-                "verbs": verbs(t),
-            });
-            if let Some(short) = short_names(t) {
-                r["shortNames"] = short;
-            }
-            r
-        })
-        .collect();
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/{version}"), "resources": resources})
-}
-
-/// Aggregated discovery (`APIGroupDiscoveryList`, apidiscovery.k8s.io `v2` or
-/// `v2beta1`): for `/apis` every group with its versions and their resources;
-/// for `/api` (`core`) the empty core group list.
-pub fn aggregated(types: &[Arc<ResourceType>], core: bool, version: &str) -> Value {
-    let items: Vec<Value> = if core {
-        vec![json!({"metadata": {"name": "", "creationTimestamp": null},
-                    "versions": [{"version": "v1", "resources": [], "freshness": "Current"}]})]
-    } else {
-        groups(types)
-            .iter()
-            .map(|(group, versions)| {
-                let versions: Vec<Value> = versions
-                    .iter()
-                    .map(|v| {
-                        let resources: Vec<Value> = types
-                            .iter()
-                            .filter(|t| &t.group == group && t.versions.contains(v))
-                            .map(|t| {
-                                let mut r = json!({
-                                    "resource": t.plural,
-                                    "responseKind": {"group": group, "version": v, "kind": t.kind},
-                                    "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
-                                    "singularResource": t.singular,
-                                    "verbs": verbs(t),
-                                });
-                                if let Some(short) = short_names(t) {
-                                    r["shortNames"] = short;
-                                }
-                                r
-                            })
-                            .collect();
-                        json!({"version": v, "resources": resources, "freshness": "Current"})
-                    })
-                    .collect();
-                json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions})
-            })
-            .collect()
-    };
-    json!({
-        "kind": "APIGroupDiscoveryList",
-        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
-        "metadata": {},
-        "items": items,
-    })
-}
+use crate::Resource;
 
 /// A stable short hash of a document, for OpenAPI's `?hash=` cache keys.
 fn hash_of(doc: &Value) -> String {
@@ -183,9 +15,9 @@ fn hash_of(doc: &Value) -> String {
 }
 
 /// `/openapi/v3`: one entry per listed group-version.
-pub fn openapi_index(types: &[Arc<ResourceType>]) -> Value {
+pub fn openapi_index(types: &[&Resource]) -> Value {
     let mut paths = serde_json::Map::new();
-    for (group, versions) in groups(types) {
+    for (group, versions) in crate::documents::groups(types) {
         for v in versions {
             let doc = openapi_group_version(types, &group, &v);
             let url = format!("/openapi/v3/apis/{group}/{v}?hash={}", hash_of(&doc));
@@ -200,10 +32,10 @@ pub fn openapi_index(types: &[Arc<ResourceType>]) -> Value {
 /// only as protobuf (client-side apply and diff of a type without strategic
 /// merge information), gets 406, and falls back to a JSON merge patch, which
 /// is what these types need; JSON v2 is for other clients.
-pub fn openapi_v2(types: &[Arc<ResourceType>]) -> Value {
+pub fn openapi_v2(types: &[&Resource]) -> Value {
     let mut paths = serde_json::Map::new();
     let mut definitions = serde_json::Map::new();
-    for (group, versions) in groups(types) {
+    for (group, versions) in crate::documents::groups(types) {
         for v in versions {
             let doc = openapi_group_version(types, &group, &v);
             // References move from components/schemas to definitions.
@@ -265,7 +97,7 @@ fn schema_name(group: &str, version: &str, kind: &str) -> String {
 /// `/openapi/v3/apis/<group>/<version>`: schemaless objects (any fields kept),
 /// with the group-version-kind extensions and the `fieldValidation` parameter
 /// that make kubectl validate on the server.
-pub fn openapi_group_version(types: &[Arc<ResourceType>], group: &str, version: &str) -> Value {
+pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
     for t in types.iter().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)) {
@@ -306,7 +138,7 @@ pub fn openapi_group_version(types: &[Arc<ResourceType>], group: &str, version: 
             format!("{base}/{{name}}"),
             json!({"get": op("get", &name), "put": put, "patch": patch, "delete": op("delete", &name)}),
         );
-        let description = if t.plural == "thirdpartyresources" {
+        let description = if t.is_tpr() {
             "A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions."
         } else {
             "A schemaless object of a ThirdPartyResource type: any fields besides apiVersion, kind and metadata are kept as posted."
