@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use apiserver::authn::Authenticator;
-use apiserver::handlers::App;
-use apiserver::resources::ServedTypes;
-use apiserver::tls::ServingCerts;
+use apiserver::auth::authn::Authenticator;
+use apiserver::config::{backend, flags::Flags, kubeconfig, logging};
+use apiserver::endpoints::App;
+use apiserver::server;
+use apiserver::server::tls::ServingCerts;
+use apiserver::tpr::served::ServedTypes;
 use apiserver::tpr::Controller;
-use apiserver::{backend, flags::Flags, kubeconfig, logging, server};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -36,7 +37,7 @@ async fn main() -> ExitCode {
 async fn run(flags: Flags) -> Result<(), String> {
     std::fs::create_dir_all(&flags.data_dir).map_err(|e| format!("{}: {e}", flags.data_dir.display()))?;
     // One server per data directory: a second one exits here, touching nothing.
-    let _lock = apiserver::files::lock_dir(&flags.data_dir)?;
+    let _lock = apiserver::config::files::lock_dir(&flags.data_dir)?;
     // As Go does: the soft file-descriptor limit up to the hard one.
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!(limit = n, "open files limit"),
@@ -45,7 +46,7 @@ async fn run(flags: Flags) -> Result<(), String> {
     let store = backend::open(&flags).await.map_err(|e| format!("cannot open the store: {e}"))?;
     let metrics = apiserver::observe::Metrics::default();
     let store: Arc<dyn storage::Store> =
-        Arc::new(apiserver::store_metrics::InstrumentedStore::new(store, metrics.store.clone()));
+        Arc::new(apiserver::observe::store_metrics::InstrumentedStore::new(store, metrics.store.clone()));
     let certs = match (&flags.tls_cert_file, &flags.tls_private_key_file) {
         (Some(c), Some(k)) => ServingCerts::load(c, k),
         (None, None) => ServingCerts::load_or_generate(&flags.data_dir, flags.bind_address),
@@ -55,12 +56,14 @@ async fn run(flags: Flags) -> Result<(), String> {
     // kube's rustls client (delegation to the host cluster) uses the process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let authn_host = match &flags.authentication_kubeconfig {
-        Some(path) => Some(apiserver::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?),
+        Some(path) => Some(
+            apiserver::aggregation::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?,
+        ),
         None => None,
     };
     let mut client_ca = flags.client_ca_file.clone();
     let mut requestheader_ca = flags.requestheader_client_ca_file.clone();
-    let mut request_headers = apiserver::authn::RequestHeaders {
+    let mut request_headers = apiserver::auth::authn::RequestHeaders {
         username: flags.requestheader_username_headers.clone(),
         group: flags.requestheader_group_headers.clone(),
         extra_prefix: flags.requestheader_extra_headers_prefix.clone(),
@@ -102,13 +105,13 @@ async fn run(flags: Flags) -> Result<(), String> {
         Authenticator::load(flags.token_auth_file.as_deref(), admin_dir).map_err(|e| e.to_string())?;
 
     let webhook = match &flags.authorization_kubeconfig {
-        Some(path) => Some(Arc::new(apiserver::delegated::AccessReviewer::new(
-            apiserver::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?,
+        Some(path) => Some(Arc::new(apiserver::aggregation::delegated::AccessReviewer::new(
+            apiserver::aggregation::delegated::HostClient::from_kubeconfig(path).await.map_err(|e| e.to_string())?,
         ))),
         None => None,
     };
-    let token_reviewer = authn_host.map(apiserver::delegated::TokenReviewer::new);
-    let authz = apiserver::authz::Authorizer::from_flags(
+    let token_reviewer = authn_host.map(apiserver::aggregation::delegated::TokenReviewer::new);
+    let authz = apiserver::auth::authz::Authorizer::from_flags(
         &flags.authorization_mode,
         flags.authorization_policy_file.as_deref(),
         webhook,
@@ -143,10 +146,14 @@ async fn run(flags: Flags) -> Result<(), String> {
 
     if flags.register_apiservices {
         let client = match &flags.kubeconfig {
-            Some(path) => apiserver::delegated::HostClient::from_kubeconfig(path).await.map(|h| h.client()),
-            None => kube::Client::try_default().await.map_err(|e| apiserver::delegated::DelegationError::Config {
-                path: "in-cluster".into(),
-                message: e.to_string(),
+            Some(path) => {
+                apiserver::aggregation::delegated::HostClient::from_kubeconfig(path).await.map(|h| h.client())
+            }
+            None => kube::Client::try_default().await.map_err(|e| {
+                apiserver::aggregation::delegated::DelegationError::Config {
+                    path: "in-cluster".into(),
+                    message: e.to_string(),
+                }
             }),
         }
         .map_err(|e| format!("--register-apiservices: {e}"))?;
@@ -154,13 +161,13 @@ async fn run(flags: Flags) -> Result<(), String> {
             Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
             None => certs.ca_pem.clone(),
         };
-        let service = apiserver::apiservices::ServiceRef {
+        let service = apiserver::aggregation::apiservices::ServiceRef {
             namespace: flags.apiservice_service_namespace.clone(),
             name: flags.apiservice_service_name.clone(),
             port: flags.apiservice_service_port,
             ca_pem,
         };
-        tokio::spawn(apiserver::apiservices::run(client, controller.tpr_type().clone(), service));
+        tokio::spawn(apiserver::aggregation::apiservices::run(client, controller.tpr_type().clone(), service));
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {

@@ -3,6 +3,8 @@
 //! ([`conflicts`]), and the [`Controller`] that keeps the served types equal
 //! to the stored TPRs.
 
+pub mod served;
+
 mod conflicts;
 mod controller;
 
@@ -12,7 +14,7 @@ pub use controller::Controller;
 use discovery::naming;
 use serde_json::Value;
 
-use crate::meta;
+use crate::registry::meta;
 use crate::registry::meta_str;
 use crate::status::{ApiError, Cause, Target};
 

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use storage::cache::EventKind;
 use storage::{CacheEvent, CacheWatcher, WatchItem};
 
-use crate::http::Body;
+use crate::endpoints::respond::Body;
 use crate::registry::decode;
-use crate::selectors::{FieldSelector, LabelSelector};
+use crate::registry::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 
 /// What a watch stream needs besides the watcher.
@@ -330,7 +330,7 @@ impl State {
 
 /// A stream with one ERROR event, for a watch that cannot start (e.g. 410).
 pub fn error_stream(e: &ApiError) -> Response<Body> {
-    let mut resp = Response::new(crate::http::full(line("ERROR", e.to_status())));
+    let mut resp = Response::new(crate::endpoints::respond::full(line("ERROR", e.to_status())));
     resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

@@ -354,7 +354,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) 
         e.fields.prune_related(&changed);
         e.fields.prune_related(&removed);
     }
-    let now = crate::meta::now_rfc3339();
+    let now = crate::registry::meta::now_rfc3339();
     match list.iter_mut().find(|e| e.manager == writer.manager && e.operation == "Update") {
         Some(e) if !changed.is_empty() => {
             e.fields.union(&changed);
@@ -441,7 +441,7 @@ pub fn apply(
             }
         }
     }
-    let now = crate::meta::now_rfc3339();
+    let now = crate::registry::meta::now_rfc3339();
     list.retain(|e| !is_own(e));
     list.push(Entry {
         manager: writer.manager.to_string(),

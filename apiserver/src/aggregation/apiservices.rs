@@ -18,8 +18,8 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
 use storage::{ListOptions, ReadRevision};
 
-use crate::meta::is_dns_label;
-use crate::resources::ResourceType;
+use crate::registry::meta::is_dns_label;
+use crate::tpr::served::ResourceType;
 
 /// The label on the APIServices this server manages.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "tpr-apiserver");

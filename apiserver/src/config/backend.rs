@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use storage::{CompactionPolicy, EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, StorageError, Store};
 
-use crate::flags::Flags;
+use crate::config::flags::Flags;
 
 /// Opens etcd when `--etcd-servers` is given, else the embedded store in `--data-dir`.
 pub async fn open(flags: &Flags) -> Result<Arc<dyn Store>, StorageError> {

@@ -1,7 +1,7 @@
 //! Authentication, in kube-apiserver's order: request headers set by the front
 //! proxy (kube-aggregator), honoured only on a connection whose client
 //! certificate the request-header CA signed with an allowed CN (see
-//! [`crate::tls::PeerClassifier`]); client certificates verified against
+//! [`crate::server::tls::PeerClassifier`]); client certificates verified against
 //! `--client-ca-file` (CN = user, O = groups); bearer tokens
 //! (`--token-auth-file`, plus the admin token the server generates for its
 //! kubeconfig).
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
 
-use crate::files::write_private;
+use crate::config::files::write_private;
 
 /// An authenticated user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

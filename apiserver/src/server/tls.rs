@@ -11,8 +11,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
-pub use crate::client_auth::PeerClassifier;
-use crate::client_auth::{RequestClientCert, Trust};
+pub use crate::server::client_auth::PeerClassifier;
+use crate::server::client_auth::{RequestClientCert, Trust};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -48,7 +48,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 fn write_private(path: &Path, data: &str) -> Result<(), TlsError> {
-    crate::files::write_private(path, data).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
+    crate::config::files::write_private(path, data).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
 }
 
 fn pem_err(what: &str, path: &Path, e: impl std::fmt::Display) -> TlsError {
@@ -95,7 +95,7 @@ impl ServingCerts {
     /// The rustls configuration: ALPN h2 and http/1.1; client certificates
     /// are requested (never required) when `client_ca` or the front proxy's
     /// `requestheader_ca` is given, and accepted whatever they are (see
-    /// [`crate::client_auth`]); the classifier then tells who they name.
+    /// [`crate::server::client_auth`]); the classifier then tells who they name.
     pub fn server_config(
         &self,
         client_ca: Option<&Path>,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::meta;
+use crate::registry::meta;
 use crate::status::ApiError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

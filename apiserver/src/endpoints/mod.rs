@@ -1,6 +1,13 @@
 //! Request dispatch: public paths, authentication, then the resource routes
 //! (`/apis/<group>/<version>/[watch/][namespaces/<ns>/]<plural>[/<name>]`).
 
+pub mod negotiate;
+pub mod patch;
+pub mod request;
+pub mod respond;
+pub mod watch;
+pub mod yaml;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,19 +17,18 @@ use serde_json::{json, Value};
 use storage::cache::WatchStart;
 use storage::{ListOptions, ReadRevision, Store, WatchRequest};
 
-use crate::authn::{Authenticator, Peer, RequestHeaders, User};
-use crate::field_validation::FieldValidation;
-use crate::http::{self as h, Body};
-use crate::managed_fields;
+use crate::auth::authn::{Authenticator, Peer, RequestHeaders, User};
+use crate::endpoints::patch::Patch;
+use crate::endpoints::respond::Body;
 use crate::observe::RequestInfo;
-use crate::patch::Patch;
+use crate::registry::field_validation::FieldValidation;
+use crate::registry::managed_fields;
+use crate::registry::selectors::{FieldSelector, LabelSelector};
 use crate::registry::{self, meta_str, Preconditions, Scope};
-use crate::resources::described;
-use crate::resources::ServedTypes;
-use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
+use crate::tpr::served::described;
+use crate::tpr::served::ServedTypes;
 use crate::tpr::{self, Controller};
-use crate::watch;
 use discovery::table::IncludeObject;
 use discovery::{documents, openapi};
 
@@ -45,13 +51,13 @@ pub struct App {
     /// The front proxy's request headers.
     pub request_headers: RequestHeaders,
     /// Authorization.
-    pub authz: crate::authz::Authorizer,
+    pub authz: crate::auth::authz::Authorizer,
     /// Prometheus metrics (`/metrics`).
     pub metrics: crate::observe::Metrics,
     /// The audit log, if `--audit-log-path` is set.
     pub audit: Option<crate::observe::AuditLog>,
     /// TokenReviews with the host cluster, if `--authentication-kubeconfig` is set.
-    pub token_reviewer: Option<crate::delegated::TokenReviewer>,
+    pub token_reviewer: Option<crate::aggregation::delegated::TokenReviewer>,
 }
 
 /// Who asks, and what the request turned out to be (filled in by routing).
@@ -110,7 +116,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Respon
     // A body nobody read is drained in the background (bounded): dropping it
     // would make HTTP/2 reset the stream before the client sees the answer.
     if let Some(unread) = body {
-        h::discard(unread);
+        request::discard(unread);
     }
     resp
 }
@@ -145,27 +151,27 @@ async fn answer(
         (user, _, _) => user,
     };
     let Some(user) = user else {
-        return h::error(&ApiError::unauthorized());
+        return respond::error(&ApiError::unauthorized());
     };
     *user_out = Some(user.clone());
     if parts.uri.path() == "/apis/authentication.k8s.io/v1/selfsubjectreviews" && parts.method == Method::POST {
-        return h::json(StatusCode::CREATED, &self_subject_review(&user));
+        return respond::json(StatusCode::CREATED, &self_subject_review(&user));
     }
     if parts.uri.path() == "/metrics" {
         return match non_resource(app, &parts, &user).await {
-            Ok(()) => h::text(StatusCode::OK, app.metrics.encode()),
-            Err(e) => h::error(&e),
+            Ok(()) => respond::text(StatusCode::OK, app.metrics.encode()),
+            Err(e) => respond::error(&e),
         };
     }
-    if !h::accepts_json(&parts) {
+    if !negotiate::accepts_json(&parts) {
         let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        return h::error(&ApiError::not_acceptable(format!(
+        return respond::error(&ApiError::not_acceptable(format!(
             "only the following media types are accepted: application/json (Accept: {accept})"
         )));
     }
     match route(app, parts, body, &mut Caller { user: &user, info }).await {
         Ok(resp) => resp,
-        Err(e) => h::error(&e),
+        Err(e) => respond::error(&e),
     }
 }
 
@@ -183,14 +189,15 @@ async fn non_resource(app: &App, parts: &http::request::Parts, user: &User) -> R
 /// Paths answered without credentials (kube's `system:public-info-viewer`).
 async fn public(app: &App, path: &str) -> Option<Response<Body>> {
     Some(match path {
-        "/healthz" | "/livez" | "/healthz/ping" | "/livez/ping" => h::text(StatusCode::OK, "ok"),
+        "/healthz" | "/livez" | "/healthz/ping" | "/livez/ping" => respond::text(StatusCode::OK, "ok"),
         "/readyz" => match app.store.current_revision().await {
-            Ok(_) => h::text(StatusCode::OK, "ok"),
-            Err(e) => {
-                h::text(StatusCode::INTERNAL_SERVER_ERROR, format!("[-]storage failed: {e}\nreadyz check failed\n"))
-            }
+            Ok(_) => respond::text(StatusCode::OK, "ok"),
+            Err(e) => respond::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("[-]storage failed: {e}\nreadyz check failed\n"),
+            ),
         },
-        "/version" | "/version/" => h::json(StatusCode::OK, &documents::version()),
+        "/version" | "/version/" => respond::json(StatusCode::OK, &documents::version()),
         _ => return None,
     })
 }
@@ -213,36 +220,36 @@ async fn route(
     let all = app.served.all();
     let types = described(&all);
     match segments.as_slice() {
-        [""] => return Ok(h::json(StatusCode::OK, &documents::root_paths(&types))),
+        [""] => return Ok(respond::json(StatusCode::OK, &documents::root_paths(&types))),
         ["api"] | ["apis"] => {
             let core = segments[0] == "api";
-            return Ok(match h::discovery_output(&parts)? {
-                h::DiscoveryOutput::Legacy if core => {
-                    h::json_with_etag(&parts, &documents::core_versions(), "application/json")
+            return Ok(match negotiate::discovery_output(&parts)? {
+                negotiate::DiscoveryOutput::Legacy if core => {
+                    respond::json_with_etag(&parts, &documents::core_versions(), "application/json")
                 }
-                h::DiscoveryOutput::Legacy => {
-                    h::json_with_etag(&parts, &documents::group_list(&types), "application/json")
+                negotiate::DiscoveryOutput::Legacy => {
+                    respond::json_with_etag(&parts, &documents::group_list(&types), "application/json")
                 }
-                h::DiscoveryOutput::Aggregated(v) => h::json_with_etag(
+                negotiate::DiscoveryOutput::Aggregated(v) => respond::json_with_etag(
                     &parts,
                     &discovery::aggregated::aggregated(&types, core, v),
                     &format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"),
                 ),
             });
         }
-        ["openapi", "v2"] => return Ok(h::json(StatusCode::OK, &openapi::openapi_v2(&types))),
-        ["api", "v1"] => return Ok(h::json(StatusCode::OK, &documents::core_resources())),
-        ["openapi", "v3"] => return Ok(h::json(StatusCode::OK, &openapi::openapi_index(&types))),
+        ["openapi", "v2"] => return Ok(respond::json(StatusCode::OK, &openapi::openapi_v2(&types))),
+        ["api", "v1"] => return Ok(respond::json(StatusCode::OK, &documents::core_resources())),
+        ["openapi", "v3"] => return Ok(respond::json(StatusCode::OK, &openapi::openapi_index(&types))),
         ["openapi", "v3", "apis", group, version] => {
             let doc = openapi::openapi_group_version(&types, group, version);
             if doc["paths"].as_object().is_none_or(|p| p.is_empty()) {
                 return Err(ApiError::no_route(&path));
             }
-            return Ok(h::json(StatusCode::OK, &doc));
+            return Ok(respond::json(StatusCode::OK, &doc));
         }
         ["apis", group] => {
             let doc = documents::group(&types, group).ok_or_else(|| ApiError::no_route(&path))?;
-            return Ok(h::json(StatusCode::OK, &doc));
+            return Ok(respond::json(StatusCode::OK, &doc));
         }
         _ => {}
     }
@@ -252,9 +259,10 @@ async fn route(
     let mut warning = tpr::version_warning(&version);
     if resolved.rest.is_empty() {
         non_resource(app, &parts, caller.user).await?;
-        let mut resp = h::json(StatusCode::OK, &documents::resource_list(&described(&resolved.types), group, &version));
+        let mut resp =
+            respond::json(StatusCode::OK, &documents::resource_list(&described(&resolved.types), group, &version));
         if let Some(w) = warning.take() {
-            h::warn(&mut resp, &w);
+            respond::warn(&mut resp, &w);
         }
         return Ok(resp);
     }
@@ -279,7 +287,7 @@ async fn route(
     let scope = Scope { rt: &rt, version: &version, namespace };
     let mut resp = serve(app, parts, body, scope, name, watch_path, caller).await?;
     if let Some(w) = warning {
-        h::warn(&mut resp, &w);
+        respond::warn(&mut resp, &w);
     }
     Ok(resp)
 }
@@ -293,7 +301,7 @@ async fn serve(
     watch_path: bool,
     caller: &mut Caller<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let q = h::query(&parts.uri);
+    let q = request::query(&parts.uri);
     let rt = scope.rt;
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let validation = FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?;
@@ -328,7 +336,7 @@ async fn serve(
         // Not a Kubernetes verb: 405, whoever asks.
         (m, _) => return Err(ApiError::method_not_allowed(m, parts.uri.path())),
     };
-    let attributes = crate::authz::Attributes {
+    let attributes = crate::auth::authz::Attributes {
         verb,
         group: &rt.group,
         version: scope.version,
@@ -353,13 +361,13 @@ async fn serve(
     match (method, name) {
         (Method::GET, _) if wants_watch => {
             let gauge = app.metrics.watch_opened(caller.info);
-            watch(app, scope, name, &q, table_output(&parts, &q, is_tpr)?, gauge).await
+            start_watch(app, scope, name, &q, table_output(&parts, &q, is_tpr)?, gauge).await
         }
         (Method::GET, Some(name)) => {
             let obj = registry::get_cached(scope, name, read_revision(&q)?).await?;
             match table_output(&parts, &q, is_tpr)? {
-                Some(t) => Ok(h::json(StatusCode::OK, &t.single(obj))),
-                None => Ok(h::json(StatusCode::OK, &obj)),
+                Some(t) => Ok(respond::json(StatusCode::OK, &t.single(obj))),
+                None => Ok(respond::json(StatusCode::OK, &obj)),
             }
         }
         (Method::GET, None) => list(scope, &q, table_output(&parts, &q, is_tpr)?).await,
@@ -367,7 +375,7 @@ async fn serve(
             let (mut obj, mut warnings) = read_json_body(&parts, take(body)?, validation).await.map_err(undecodable)?;
             registry::check_meta_types(&obj, &scope)?;
             managed_fields::record_update(None, &mut obj, &writer);
-            warnings.extend(crate::meta::finalizer_warnings(None, &obj));
+            warnings.extend(crate::registry::meta::finalizer_warnings(None, &obj));
             if is_tpr {
                 check_tpr(app, &obj)?;
             }
@@ -380,7 +388,7 @@ async fn serve(
             registry::check_meta_types(&obj, &scope)?;
             let old = registry::get(app.store.as_ref(), scope, name).await?;
             managed_fields::record_update(Some(&old), &mut obj, &writer);
-            warnings.extend(crate::meta::finalizer_warnings(Some(&old), &obj));
+            warnings.extend(crate::registry::meta::finalizer_warnings(Some(&old), &obj));
             if is_tpr {
                 check_tpr(app, &obj)?;
             }
@@ -389,13 +397,13 @@ async fn serve(
             Ok(json_warned(StatusCode::OK, &updated, &warnings))
         }
         (Method::PATCH, Some(name)) => {
-            let ct = h::content_type(&parts);
-            if !crate::patch::ACCEPTED.contains(&ct.as_str()) {
-                return Err(ApiError::unsupported_media_type(&ct, crate::patch::ACCEPTED));
+            let ct = request::content_type(&parts);
+            if !crate::endpoints::patch::ACCEPTED.contains(&ct.as_str()) {
+                return Err(ApiError::unsupported_media_type(&ct, crate::endpoints::patch::ACCEPTED));
             }
-            if ct == crate::patch::APPLY {
-                let raw = h::read_bytes(&parts, take(body)?).await?;
-                let (mut applied, duplicates) = crate::patch::parse_apply(&raw)?;
+            if ct == crate::endpoints::patch::APPLY {
+                let raw = request::read_bytes(&parts, take(body)?).await?;
+                let (mut applied, duplicates) = crate::endpoints::patch::parse_apply(&raw)?;
                 registry::check_meta_types(&applied, &scope)?;
                 if applied.pointer("/metadata/managedFields").is_some_and(|m| !m.is_null()) {
                     return Err(ApiError::bad_request("invalid object: metadata.managedFields must be nil"));
@@ -412,7 +420,7 @@ async fn serve(
                 warnings.extend(serve_if_tpr(app, is_tpr && !dry_run, &stored)?);
                 return Ok(json_warned(code, &stored, &warnings));
             }
-            let (patch, raw) = h::read_json_raw(&parts, take(body)?).await?;
+            let (patch, raw) = request::read_json_raw(&parts, take(body)?).await?;
             // Duplicate fields in the patch itself; unknown metadata in the result.
             let mut warnings = validation.check_body(&raw).map_err(undecodable)?;
             let patch = Patch::parse(&ct, patch, raw.len())?;
@@ -426,7 +434,7 @@ async fn serve(
             let opts = delete_options(&parts, take(body)?, &q).await?;
             if opts.ignore_read_errors {
                 // KEP-3926: a second authorization, for the unsafe verb.
-                let unsafe_verb = crate::authz::Attributes { verb: UNSAFE_DELETE_VERB, ..attributes };
+                let unsafe_verb = crate::auth::authz::Attributes { verb: UNSAFE_DELETE_VERB, ..attributes };
                 app.authz.authorize(caller.user, &unsafe_verb).await.map_err(|e| {
                     ApiError::forbidden(format!("not permitted to do \"{UNSAFE_DELETE_VERB}\", reason: {}", e.message))
                 })?;
@@ -435,13 +443,16 @@ async fn serve(
                         "ignoreStoreReadErrorWithClusterBreakingPotential cannot be used with dryRun",
                     ));
                 }
-                return Ok(h::json(StatusCode::OK, &registry::delete_corrupt(app.store.as_ref(), scope, name).await?));
+                return Ok(respond::json(
+                    StatusCode::OK,
+                    &registry::delete_corrupt(app.store.as_ref(), scope, name).await?,
+                ));
             }
             if is_tpr && !dry_run {
                 return delete_tpr(app, scope, name, &opts.preconditions).await;
             }
             let deleted = registry::delete(app.store.as_ref(), scope, name, &opts.preconditions, dry_run, None).await?;
-            Ok(h::json(StatusCode::OK, &deleted))
+            Ok(respond::json(StatusCode::OK, &deleted))
         }
         (Method::DELETE, None) if !is_tpr => {
             if delete_options(&parts, take(body)?, &q).await?.ignore_read_errors {
@@ -482,7 +493,7 @@ fn check_tpr(app: &App, tpr: &Value) -> Result<(), ApiError> {
     app.controller.check_conflicts(tpr)
 }
 
-/// Applies a patch to the current object (see [`crate::patch`]). A patch that
+/// Applies a patch to the current object (see [`crate::endpoints::patch`]). A patch that
 /// does not pin `metadata.resourceVersion` is retried on a conflict with a
 /// fresh read, as kube-apiserver does, so that racing writers never make it fail.
 async fn apply_patch(
@@ -502,7 +513,7 @@ async fn apply_patch(
         registry::check_meta_types(&current, &scope)?;
         managed_fields::record_update(Some(&before), &mut current, opts.writer);
         let mut warnings = opts.validation.check_object(&mut current)?;
-        warnings.extend(crate::meta::finalizer_warnings(Some(&before), &current));
+        warnings.extend(crate::registry::meta::finalizer_warnings(Some(&before), &current));
         if !pinned {
             if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
                 m.insert("resourceVersion".into(), Value::String(rv));
@@ -564,7 +575,7 @@ async fn server_side_apply(
         // The applied object and the stored one are bounded: so is this (the
         // store checks it again before writing).
         let mut merged = managed_fields::apply(current.as_ref(), &applied, opts.writer, force, &target)?;
-        let warnings = crate::meta::finalizer_warnings(current.as_ref(), &merged);
+        let warnings = crate::registry::meta::finalizer_warnings(current.as_ref(), &merged);
         if opts.is_tpr {
             check_tpr(app, &merged)?;
         }
@@ -620,11 +631,11 @@ async fn read_json_body(
     body: Incoming,
     validation: FieldValidation,
 ) -> Result<(Value, Vec<String>), ApiError> {
-    let ct = h::content_type(parts);
+    let ct = request::content_type(parts);
     if !ct.is_empty() && ct != "application/json" && ct != "application/x-www-form-urlencoded" && ct != "*/*" {
         return Err(ApiError::unsupported_media_type(&ct, &["application/json"]));
     }
-    let (mut obj, raw) = h::read_json_raw(parts, body).await?;
+    let (mut obj, raw) = request::read_json_raw(parts, body).await?;
     let warnings = validation.check(&raw, &mut obj)?;
     Ok((obj, warnings))
 }
@@ -635,7 +646,7 @@ async fn read_json_body(
 fn json_warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response<Body> {
     const TOTAL: usize = 4096;
     const EACH: usize = 256;
-    let mut resp = h::json(code, value);
+    let mut resp = respond::json(code, value);
     let long = warnings.iter().map(|w| w.chars().count()).sum::<usize>() > TOTAL;
     let mut used = 0;
     for w in warnings {
@@ -644,7 +655,7 @@ fn json_warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response
         if used > TOTAL {
             break;
         }
-        h::warn(&mut resp, &w);
+        respond::warn(&mut resp, &w);
     }
     resp
 }
@@ -666,7 +677,7 @@ async fn delete_options(
     body: Incoming,
     q: &std::collections::HashMap<String, String>,
 ) -> Result<DeleteOptions, ApiError> {
-    let raw = h::read_bytes(parts, body).await?;
+    let raw = request::read_bytes(parts, body).await?;
     let opts = if raw.iter().all(u8::is_ascii_whitespace) { json!({}) } else { crate::limits::parse_body(&raw)? };
     let bad = |field: &str, want: &str| {
         ApiError::bad_request(format!(
@@ -723,7 +734,7 @@ async fn delete_tpr(app: &App, scope: Scope<'_>, name: &str, pre: &Preconditions
     let marked = registry::delete(app.store.as_ref(), scope, name, pre, false, Some(tpr::OBJECTS_FINALIZER)).await?;
     let revision = meta_str(&marked, "resourceVersion").and_then(|r| r.parse().ok()).unwrap_or(0);
     tokio::spawn(app.controller.clone().finish_delete(marked.clone(), revision));
-    Ok(h::json(StatusCode::OK, &marked))
+    Ok(respond::json(StatusCode::OK, &marked))
 }
 
 /// The read revision of `resourceVersion` and `resourceVersionMatch`.
@@ -761,9 +772,9 @@ fn table_output(
     q: &std::collections::HashMap<String, String>,
     tpr: bool,
 ) -> Result<Option<watch::TableOutput>, ApiError> {
-    match h::output(parts)? {
-        h::Output::Json => Ok(None),
-        h::Output::Table(version) => {
+    match negotiate::output(parts)? {
+        negotiate::Output::Json => Ok(None),
+        negotiate::Output::Table(version) => {
             let include =
                 IncludeObject::parse(q.get("includeObject").map(String::as_str)).map_err(ApiError::bad_request)?;
             Ok(Some(watch::TableOutput { version, include, tpr }))
@@ -782,7 +793,7 @@ async fn list(
     let prefix = scope.rt.list_prefix(scope.namespace);
     let (revision, start) = match q.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
-            let (rv, start) = crate::paging::decode_continue(token)?;
+            let (rv, start) = crate::registry::paging::decode_continue(token)?;
             if !start.starts_with(&prefix) {
                 return Err(ApiError::bad_request("the continue token does not belong to this list"));
             }
@@ -831,10 +842,10 @@ async fn list(
     }
     let mut metadata = json!({"resourceVersion": read_at.to_string()});
     if let Some(next) = next {
-        metadata["continue"] = Value::String(crate::paging::encode_continue(read_at, &next));
+        metadata["continue"] = Value::String(crate::registry::paging::encode_continue(read_at, &next));
     }
     if let Some(t) = table {
-        return Ok(h::json(StatusCode::OK, &t.table(items, metadata)));
+        return Ok(respond::json(StatusCode::OK, &t.table(items, metadata)));
     }
     let body = json!({
         "kind": format!("{}List", scope.rt.kind),
@@ -842,7 +853,7 @@ async fn list(
         "metadata": metadata,
         "items": items,
     });
-    Ok(h::json(StatusCode::OK, &body))
+    Ok(respond::json(StatusCode::OK, &body))
 }
 
 /// Most unreadable objects named in one StorageReadError, as kube-apiserver.
@@ -866,7 +877,7 @@ fn note_corrupt(causes: &mut Vec<crate::status::Cause>, kv: &storage::KeyValue, 
     }
 }
 
-async fn watch(
+async fn start_watch(
     app: &App,
     scope: Scope<'_>,
     name: Option<&str>,
@@ -959,5 +970,5 @@ async fn delete_collection(
         }
     }
     let body = json!({"kind": format!("{}List", scope.rt.kind), "apiVersion": api_version, "metadata": {"resourceVersion": page.revision.to_string()}, "items": deleted});
-    Ok(h::json(StatusCode::OK, &body))
+    Ok(respond::json(StatusCode::OK, &body))
 }

@@ -1,7 +1,7 @@
 //! Authorization (`--authorization-mode`): `AlwaysAllow`; `Policy` — a
 //! static rules file for standalone use (`--authorization-policy-file`); or
 //! `Webhook` — SubjectAccessReviews against the host cluster
-//! ([`crate::delegated::AccessReviewer`]).
+//! ([`crate::aggregation::delegated::AccessReviewer`]).
 //! Group `system:masters` is always allowed. Requests for paths that are not
 //! resources (`/metrics`, discovery, OpenAPI) are authorized too, as
 //! kube-apiserver's `nonResourceURLs`: AlwaysAllow allows them; Policy allows
@@ -32,7 +32,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::authn::User;
+use crate::auth::authn::User;
 use crate::status::ApiError;
 
 /// What a request wants to do.
@@ -153,7 +153,7 @@ pub enum Authorizer {
     /// The rules of a policy file.
     Policy(Vec<Rule>),
     /// The host cluster decides.
-    Webhook(std::sync::Arc<crate::delegated::AccessReviewer>),
+    Webhook(std::sync::Arc<crate::aggregation::delegated::AccessReviewer>),
 }
 
 impl Authorizer {
@@ -162,7 +162,7 @@ impl Authorizer {
     pub fn from_flags(
         mode: &str,
         policy_file: Option<&Path>,
-        webhook: Option<std::sync::Arc<crate::delegated::AccessReviewer>>,
+        webhook: Option<std::sync::Arc<crate::aggregation::delegated::AccessReviewer>>,
     ) -> Result<Self, AuthzError> {
         match mode {
             "AlwaysAllow" => Ok(Authorizer::AlwaysAllow),

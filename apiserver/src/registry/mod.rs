@@ -3,13 +3,18 @@
 //! generic registry store, in small). Objects are stored without
 //! `metadata.resourceVersion`; it comes from the key's mod revision.
 
+pub mod field_validation;
+pub mod managed_fields;
+pub mod meta;
+pub mod paging;
+pub mod selectors;
+
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use storage::{KeyValue, StorageError, Store};
 
-use crate::meta;
-use crate::resources::ResourceType;
 use crate::status::{ApiError, Cause, Target};
+use crate::tpr::served::ResourceType;
 
 /// A request's type, version and namespace.
 #[derive(Clone, Copy)]

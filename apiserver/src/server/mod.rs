@@ -1,6 +1,6 @@
 //! The accept loop and its connections: TLS, then HTTP/1.1 or HTTP/2 as
 //! ALPN chose, the client certificate's identity, then
-//! [`crate::handlers::handle`]. Shutdown is passed in as a future: when it
+//! [`crate::endpoints::handle`]. Shutdown is passed in as a future: when it
 //! resolves, the listener closes, in-flight requests finish, and `serve`
 //! returns.
 //!
@@ -9,9 +9,13 @@
 //! request's headers), a connection with no request for [`Timeouts::idle`]
 //! is closed (HTTP/2: GOAWAY), HTTP/2 peers must answer keep-alive pings,
 //! and a request body must arrive within [`Timeouts::request`] (see
-//! [`crate::http::read_bytes`]). When `accept` fails (out of file
+//! [`crate::endpoints::request::read_bytes`]). When `accept` fails (out of file
 //! descriptors), the loop backs off and logs once per interval instead of
 //! spinning.
+
+pub mod batched_io;
+pub mod client_auth;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,11 +33,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::batched_io::{batched, drive};
-use crate::client_auth::RefusalLog;
-use crate::handlers::{handle, App};
-use crate::http::{Body, Deadline};
-use crate::tls::PeerClassifier;
+use crate::endpoints::request::Deadline;
+use crate::endpoints::respond::Body;
+use crate::endpoints::{handle, App};
+use crate::server::batched_io::{batched, drive};
+use crate::server::client_auth::RefusalLog;
+use crate::server::tls::PeerClassifier;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

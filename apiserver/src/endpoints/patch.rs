@@ -19,21 +19,21 @@ pub const ACCEPTED: &[&str] =
 pub const APPLY: &str = "application/apply-patch+yaml";
 
 /// Parses an apply body: YAML (JSON is YAML too) holding one object, within
-/// the bounds of [`crate::yaml`]; also the paths of keys it gives twice.
+/// the bounds of [`crate::endpoints::yaml`]; also the paths of keys it gives twice.
 pub fn parse_apply(body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     // kubectl sends JSON: read it as JSON when it is (exact JSON semantics, faster).
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         match serde_json::from_slice::<Value>(body) {
             Ok(value) => {
                 limits::check_body(&value)?;
-                return Ok((value, crate::field_validation::duplicate_fields(body)));
+                return Ok((value, crate::registry::field_validation::duplicate_fields(body)));
             }
             Err(e) if e.to_string().starts_with("recursion limit exceeded") => return Err(limits::too_deep_body()),
             Err(_) => {} // YAML's flow style, perhaps
         }
     }
     let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the apply body is not UTF-8 text"))?;
-    let parsed = crate::yaml::to_json(text)
+    let parsed = crate::endpoints::yaml::to_json(text)
         .map_err(|e| ApiError::bad_request(format!("the apply body is not valid YAML: {e}")))?;
     if !parsed.value.is_object() {
         return Err(ApiError::bad_request("the apply body must be an object"));

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::authn::User;
-use crate::authz::Attributes;
+use crate::auth::authn::User;
+use crate::auth::authz::Attributes;
 
 /// How long a review's answer is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);

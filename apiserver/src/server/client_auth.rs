@@ -23,7 +23,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
 
-use crate::authn::{user_from_certificate, Peer};
+use crate::auth::authn::{user_from_certificate, Peer};
 
 /// The handshake's client-certificate policy: ask (naming the configured
 /// CAs), never require, accept any certificate whose key the client proves

@@ -32,5 +32,5 @@ current-context: tpr-apiserver
 
 /// Writes the kubeconfig (mode 0600).
 pub fn write(path: &Path, server: &str, ca_pem: &str, token: &str) -> std::io::Result<()> {
-    crate::files::write_private(path, &render(server, ca_pem, token))
+    crate::config::files::write_private(path, &render(server, ca_pem, token))
 }

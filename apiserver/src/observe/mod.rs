@@ -2,6 +2,8 @@
 //! named like kube-apiserver's (`/metrics`), and the audit log
 //! (`--audit-log-path`, one JSON line per request).
 
+pub mod store_metrics;
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,7 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
-use crate::authn::User;
+use crate::auth::authn::User;
 
 /// What a request was, for metrics and the audit log (kube's RequestInfo).
 #[derive(Clone, Debug, Default)]
@@ -60,8 +62,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<ResourceLabels, Histogram>,
     watches: Family<ResourceLabels, Gauge>,
-    /// Storage call metrics (for [`crate::store_metrics::InstrumentedStore`]).
-    pub store: crate::store_metrics::StoreMetrics,
+    /// Storage call metrics (for [`crate::observe::store_metrics::InstrumentedStore`]).
+    pub store: crate::observe::store_metrics::StoreMetrics,
 }
 
 /// kube-apiserver's latency buckets (seconds).
@@ -88,7 +90,7 @@ impl Default for Metrics {
             "Open long-running requests (watches) by group, version and resource",
             watches.clone(),
         );
-        let store = crate::store_metrics::StoreMetrics::register(&mut registry);
+        let store = crate::observe::store_metrics::StoreMetrics::register(&mut registry);
         Metrics { registry, requests, durations, watches, store }
     }
 }
@@ -187,7 +189,7 @@ impl AuditLog {
     /// Writes one request's line.
     pub fn record(&self, id: &str, user: Option<&User>, info: &RequestInfo, uri: &str, code: u16, latency: Duration) {
         let line = json!({
-            "time": crate::meta::now_rfc3339(),
+            "time": crate::registry::meta::now_rfc3339(),
             "auditID": id,
             "user": user.map(|u| u.name.as_str()).unwrap_or("system:anonymous"),
             "groups": user.map(|u| u.groups.clone()).unwrap_or_default(),

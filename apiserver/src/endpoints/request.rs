@@ -1,0 +1,108 @@
+//! Requests: bodies read within their bounds (size and deadline), unread
+//! bodies drained, the content type and the query.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::status::ApiError;
+
+pub use crate::limits::MAX_BODY;
+
+/// Reads a JSON body of at most [`MAX_BODY`] bytes: 413 when larger (without
+/// reading it whole when Content-Length says so), 415 for other media types,
+/// 400 for malformed or too deeply nested JSON (see [`crate::limits`]).
+pub async fn read_json(parts: &http::request::Parts, body: Incoming) -> Result<Value, ApiError> {
+    Ok(read_json_raw(parts, body).await?.0)
+}
+
+/// Like [`read_json`], also returning the raw bytes (for field validation).
+pub async fn read_json_raw(parts: &http::request::Parts, body: Incoming) -> Result<(Value, Bytes), ApiError> {
+    let bytes = read_bytes(parts, body).await?;
+    // serde_json refuses nesting deeper than 128 levels while parsing; the
+    // server's own bound is lower (see `limits`).
+    let value = crate::limits::parse_body(&bytes)?;
+    Ok((value, bytes))
+}
+
+/// When a request must have been read (`--request-timeout` after it began);
+/// set by the connection as a request extension.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline(pub tokio::time::Instant);
+
+/// Reads a body of at most [`MAX_BODY`] bytes (413 beyond, without reading it
+/// whole when Content-Length says so), by the request's [`Deadline`] (408
+/// after it).
+pub async fn read_bytes(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
+    match parts.extensions.get::<Deadline>() {
+        Some(Deadline(at)) => match tokio::time::timeout_at(*at, read_bounded(parts, body)).await {
+            Ok(result) => result,
+            Err(_) => Err(ApiError::request_timeout("the request body was not received in time (--request-timeout)")),
+        },
+        None => read_bounded(parts, body).await,
+    }
+}
+
+async fn read_bounded(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        discard(body);
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    let mut body = body;
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if buf.len() + data.len() > MAX_BODY {
+                discard(body);
+                return Err(ApiError::too_large(MAX_BODY));
+            }
+            buf.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Most of a refused body that is read and thrown away, so that an HTTP/2
+/// client receives the 413 before its stream is reset.
+const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads and drops the rest of a refused body in the background (bounded in
+/// bytes and time), without keeping it.
+pub fn discard(mut body: Incoming) {
+    tokio::spawn(async move {
+        let mut seen = 0usize;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len());
+                if seen > DISCARD_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), drain).await;
+    });
+}
+
+/// The media type of the request body (without parameters).
+pub fn content_type(parts: &http::request::Parts) -> String {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Query parameters (last one wins; unknown ones are ignored by callers).
+pub fn query(uri: &http::Uri) -> HashMap<String, String> {
+    uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
