@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use apiserver::app::App;
 use apiserver::auth::authn::Authenticator;
 use apiserver::config::{backend, flags::Flags, kubeconfig, logging};
-use apiserver::endpoints::App;
 use apiserver::server;
 use apiserver::server::tls::ServingCerts;
 use apiserver::tpr::served::ServedTypes;

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::auth::authn::User;
-use crate::auth::authz::Attributes;
+use crate::identity::{Attributes, User};
 
 /// How long a review's answer is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);

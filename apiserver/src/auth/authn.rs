@@ -12,30 +12,7 @@ use std::path::{Path, PathBuf};
 use rustls_pki_types::CertificateDer;
 
 use crate::config::files::write_private;
-
-/// An authenticated user.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct User {
-    /// User name.
-    pub name: String,
-    /// Groups.
-    pub groups: Vec<String>,
-    /// Extra information (from the front proxy's extra headers).
-    pub extra: BTreeMap<String, Vec<String>>,
-}
-
-/// What a connection's client certificate says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Peer {
-    /// No (usable) client certificate.
-    None,
-    /// A user, from a certificate the client CA signed.
-    User(User),
-    /// The front proxy: the request headers name the user.
-    FrontProxy,
-    /// A certificate that was not accepted, and why (logged per request).
-    Refused(std::sync::Arc<str>),
-}
+pub use crate::identity::{Peer, User};
 
 /// The request headers the front proxy names the user with.
 #[derive(Clone, Debug)]

@@ -32,25 +32,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::auth::authn::User;
+pub use crate::identity::Attributes;
+use crate::identity::User;
 use crate::status::ApiError;
-
-/// What a request wants to do.
-#[derive(Clone, Debug)]
-pub struct Attributes<'a> {
-    /// get, list, watch, create, update, patch, delete, deletecollection.
-    pub verb: &'a str,
-    /// API group ("" for none).
-    pub group: &'a str,
-    /// API version.
-    pub version: &'a str,
-    /// Resource (plural).
-    pub resource: &'a str,
-    /// Namespace, if namespaced.
-    pub namespace: Option<&'a str>,
-    /// Object name, if one.
-    pub name: Option<&'a str>,
-}
 
 /// One rule of the policy file.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use crate::status::ApiError;
 
 /// True when the `Accept` header allows JSON (or is absent).
-pub fn accepts_json(parts: &http::request::Parts) -> bool {
-    let Some(accept) = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
+pub fn accepts_json(headers: &http::HeaderMap) -> bool {
+    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
     accept.trim().is_empty()
         || accept.split(',').any(|range| {
             let media = range.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -26,8 +26,8 @@ pub enum Output {
 /// The Accept header's media ranges in order: a JSON-compatible type
 /// (`application/json`, `application/*`, `*/*`) with its parameters, or `None`
 /// for a type that is not JSON. No header (or an empty one) is plain JSON.
-fn accepted(parts: &http::request::Parts) -> Vec<Option<HashMap<String, String>>> {
-    let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+fn accepted(headers: &http::HeaderMap) -> Vec<Option<HashMap<String, String>>> {
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.trim().is_empty() {
         return vec![Some(HashMap::new())];
     }
@@ -46,14 +46,14 @@ fn accepted(parts: &http::request::Parts) -> Vec<Option<HashMap<String, String>>
         .collect()
 }
 
-fn accept_header(parts: &http::request::Parts) -> &str {
-    parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
+fn accept_header(headers: &http::HeaderMap) -> &str {
+    headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// The first media type of the Accept header that can be served: plain JSON,
 /// or JSON `as=Table` (meta.k8s.io v1 or v1beta1). 406 when none can.
-pub fn output(parts: &http::request::Parts) -> Result<Output, ApiError> {
-    for params in accepted(parts).into_iter().flatten() {
+pub fn output(headers: &http::HeaderMap) -> Result<Output, ApiError> {
+    for params in accepted(headers).into_iter().flatten() {
         let param = |k: &str| params.get(k).map(String::as_str);
         match (param("as"), param("g"), param("v")) {
             (None, _, _) => return Ok(Output::Json),
@@ -64,7 +64,7 @@ pub fn output(parts: &http::request::Parts) -> Result<Output, ApiError> {
     }
     Err(ApiError::not_acceptable(format!(
         "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (Accept: {})",
-        accept_header(parts)
+        accept_header(headers)
     )))
 }
 
@@ -78,8 +78,8 @@ pub enum DiscoveryOutput {
 }
 
 /// The first discovery form the Accept header allows; 406 when none.
-pub fn discovery_output(parts: &http::request::Parts) -> Result<DiscoveryOutput, ApiError> {
-    for params in accepted(parts).into_iter().flatten() {
+pub fn discovery_output(headers: &http::HeaderMap) -> Result<DiscoveryOutput, ApiError> {
+    for params in accepted(headers).into_iter().flatten() {
         let param = |k: &str| params.get(k).map(String::as_str);
         match (param("as"), param("g"), param("v")) {
             (None, _, _) => return Ok(DiscoveryOutput::Legacy),
@@ -94,6 +94,6 @@ pub fn discovery_output(parts: &http::request::Parts) -> Result<DiscoveryOutput,
     }
     Err(ApiError::not_acceptable(format!(
         "only the following media types are accepted: application/json, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList (Accept: {})",
-        accept_header(parts)
+        accept_header(headers)
     )))
 }

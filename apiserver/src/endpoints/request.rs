@@ -12,6 +12,11 @@ use crate::status::ApiError;
 
 pub use crate::limits::MAX_BODY;
 
+/// The request body, once (the router drains one left unread).
+pub fn take(body: &mut Option<Incoming>) -> Result<Incoming, ApiError> {
+    body.take().ok_or_else(|| ApiError::internal("the request body was already read"))
+}
+
 /// Reads a JSON body of at most [`MAX_BODY`] bytes: 413 when larger (without
 /// reading it whole when Content-Length says so), 415 for other media types,
 /// 400 for malformed or too deeply nested JSON (see [`crate::limits`]).

@@ -50,14 +50,13 @@ pub fn warn(resp: &mut Response<Body>, message: &str) {
 
 /// A JSON document with an ETag (a hash of its bytes): 304 without a body when
 /// the request's If-None-Match names it. `content_type` is the exact media type.
-pub fn json_with_etag(parts: &http::request::Parts, value: &Value, content_type: &str) -> Response<Body> {
+pub fn json_with_etag(headers: &http::HeaderMap, value: &Value, content_type: &str) -> Response<Body> {
     use std::hash::{Hash, Hasher};
     let body = value.to_string();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     body.hash(&mut hasher);
     let etag = format!("\"{:016x}\"", hasher.finish());
-    let matches = parts
-        .headers
+    let matches = headers
         .get(http::header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));

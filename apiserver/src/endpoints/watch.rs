@@ -9,8 +9,11 @@ use http_body_util::BodyExt;
 use hyper::body::Frame;
 use serde_json::{json, Value};
 use storage::cache::EventKind;
-use storage::{CacheEvent, CacheWatcher, WatchItem};
+use storage::cache::WatchStart;
+use storage::{CacheEvent, CacheWatcher, WatchItem, WatchRequest};
 
+use super::read;
+use super::resources::Call;
 use crate::endpoints::respond::Body;
 use crate::registry::decode;
 use crate::registry::selectors::{FieldSelector, LabelSelector};
@@ -333,4 +336,61 @@ pub fn error_stream(e: &ApiError) -> Response<Body> {
     let mut resp = Response::new(crate::endpoints::respond::full(line("ERROR", e.to_status())));
     resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+/// Longest watch a client may ask for with timeoutSeconds.
+const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Longest watch when the client gives no timeoutSeconds (kube: 30–60 min).
+const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Starts a watch (`watch=true` or the `/watch/` path): registered on the
+/// type's cache, streamed by [`respond`], counted in `apiserver_longrunning_requests`.
+pub async fn start(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
+    let (app, scope, q, name) = (call.app, call.scope, &call.req.query, call.req.name.as_deref());
+    let table = read::table_output(call)?;
+    let gauge = app.metrics.watch_opened(&call.req.recorded());
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let mut fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    if let Some(name) = name {
+        fields = FieldSelector::parse(&format!("metadata.name={name}"))?;
+    }
+    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
+    let start = match rv {
+        "" | "0" => WatchStart::WithInitialState,
+        _ if send_initial => WatchStart::WithInitialState,
+        r => WatchStart::After(read::parse_revision(r)?),
+    };
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(|t| Duration::from_secs(t.min(MAX_WATCH_TIMEOUT.as_secs())))
+        .unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let slot = WatchSlot::acquire(&app.watches, app.max_watches).ok_or_else(|| {
+        ApiError::too_many(format!("too many open watches (at most {}); retry later", app.max_watches))
+    })?;
+    let req = WatchRequest { prefix: scope.rt.list_prefix(scope.namespace), start };
+    let watcher = match scope.rt.cache.watch(&req).await {
+        Ok(w) => w,
+        Err(e @ (storage::StorageError::TooOld { .. } | storage::StorageError::Compacted { .. })) => {
+            return Ok(error_stream(&ApiError::from_storage(e, &scope.target(""))));
+        }
+        Err(e) => return Err(ApiError::from_storage(e, &scope.target(""))),
+    };
+    let params = WatchParams {
+        api_version: scope.rt.api_version(scope.version),
+        kind: scope.rt.kind.clone(),
+        key_prefix: scope.rt.key_prefix.clone(),
+        labels,
+        fields,
+        bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
+        initial_events_end: send_initial,
+        timeout,
+        shutdown: app.shutdown.clone(),
+        slot,
+        table,
+        gauge: Some(gauge),
+    };
+    Ok(respond(watcher, params))
 }

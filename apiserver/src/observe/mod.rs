@@ -1,4 +1,4 @@
-//! Observability: what a request was ([`RequestInfo`]), Prometheus metrics
+//! Observability: what a request was ([`Recorded`]), Prometheus metrics
 //! named like kube-apiserver's (`/metrics`), and the audit log
 //! (`--audit-log-path`, one JSON line per request).
 
@@ -17,11 +17,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
-use crate::auth::authn::User;
+use crate::identity::User;
 
-/// What a request was, for metrics and the audit log (kube's RequestInfo).
+/// What a request was, for metrics and the audit log (from the request info).
 #[derive(Clone, Debug, Default)]
-pub struct RequestInfo {
+pub struct Recorded {
     /// get, list, watch, create, update, patch, delete, deletecollection; the
     /// lower-cased method for other paths.
     pub verb: String,
@@ -128,7 +128,7 @@ fn verb_label(verb: &str) -> String {
 
 impl Metrics {
     /// Counts a finished request.
-    pub fn observe(&self, info: &RequestInfo, code: u16, latency: Duration) {
+    pub fn observe(&self, info: &Recorded, code: u16, latency: Duration) {
         let labels = RequestLabels {
             verb: verb_label(&info.verb),
             group: info.group.clone(),
@@ -141,7 +141,7 @@ impl Metrics {
     }
 
     /// One more open watch of `info`'s resource; the guard counts it down.
-    pub fn watch_opened(&self, info: &RequestInfo) -> WatchGauge {
+    pub fn watch_opened(&self, info: &Recorded) -> WatchGauge {
         let gauge = self.watches.get_or_create(&resource_labels(info)).clone();
         gauge.inc();
         WatchGauge(gauge)
@@ -156,7 +156,7 @@ impl Metrics {
     }
 }
 
-fn resource_labels(info: &RequestInfo) -> ResourceLabels {
+fn resource_labels(info: &Recorded) -> ResourceLabels {
     ResourceLabels {
         verb: verb_label(&info.verb),
         group: info.group.clone(),
@@ -187,7 +187,7 @@ impl AuditLog {
     }
 
     /// Writes one request's line.
-    pub fn record(&self, id: &str, user: Option<&User>, info: &RequestInfo, uri: &str, code: u16, latency: Duration) {
+    pub fn record(&self, id: &str, user: Option<&User>, info: &Recorded, uri: &str, code: u16, latency: Duration) {
         let line = json!({
             "time": crate::registry::meta::now_rfc3339(),
             "auditID": id,
@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn metrics_in_text_format() {
         let m = Metrics::default();
-        let info = RequestInfo {
+        let info = Recorded {
             verb: "list".into(),
             group: "prsn.io".into(),
             version: "v1".into(),
@@ -225,7 +225,7 @@ mod tests {
             ..Default::default()
         };
         m.observe(&info, 200, Duration::from_millis(3));
-        let gauge = m.watch_opened(&RequestInfo { verb: "watch".into(), ..info.clone() });
+        let gauge = m.watch_opened(&Recorded { verb: "watch".into(), ..info.clone() });
         let text = m.encode();
         assert!(
             text.contains(
@@ -249,7 +249,7 @@ mod tests {
         let m = Metrics::default();
         let before = m.encode().len();
         for i in 0..300 {
-            let info = RequestInfo { verb: format!("junk{i}"), ..Default::default() };
+            let info = Recorded { verb: format!("junk{i}"), ..Default::default() };
             m.observe(&info, 401, Duration::from_millis(1));
         }
         let text = m.encode();

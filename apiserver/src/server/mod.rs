@@ -32,10 +32,12 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
+use crate::app::App;
 use crate::endpoints::request::Deadline;
 use crate::endpoints::respond::Body;
-use crate::endpoints::{handle, App};
+use crate::filters::{corridor, Corridor};
 use crate::server::batched_io::{batched, drive};
 use crate::server::client_auth::RefusalLog;
 use crate::server::tls::PeerClassifier;
@@ -88,6 +90,7 @@ pub async fn serve(
         h1,
         h2,
         peers,
+        corridor: corridor(app.clone()),
         app,
         timeouts,
         refusals: RefusalLog::default(),
@@ -128,6 +131,8 @@ struct Shared {
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     peers: Arc<PeerClassifier>,
+    /// The filters and the endpoints (see [`crate::filters`]).
+    corridor: Corridor,
     app: Arc<App>,
     timeouts: Timeouts,
     refusals: RefusalLog,
@@ -145,12 +150,13 @@ async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, _alive: 
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let activity = Arc::new(Activity::new());
     let service = {
-        let (app, activity) = (shared.app.clone(), activity.clone());
+        let (corridor, activity) = (shared.corridor.clone(), activity.clone());
         hyper::service::service_fn(move |mut req| {
-            let (app, peer, active) = (app.clone(), peer.clone(), activity.begin());
+            let (corridor, active) = (corridor.clone(), activity.begin());
             req.extensions_mut().insert(Deadline(tokio::time::Instant::now() + timeouts.request));
+            req.extensions_mut().insert(peer.clone());
             async move {
-                let resp = handle(app, req, peer).await;
+                let resp = corridor.oneshot(req).await?;
                 Ok::<_, Infallible>(resp.map(|body| Tracked { body, _active: active }))
             }
         })

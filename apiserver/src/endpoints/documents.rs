@@ -1,0 +1,122 @@
+//! What is no resource: health, `/version`, `/metrics`, `kubectl auth
+//! whoami`, the path list, discovery and OpenAPI (the documents themselves
+//! are built by the `discovery` crate from the served types).
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::negotiate;
+use super::respond::{self, Body};
+use crate::app::App;
+use crate::filters::request_info::Document;
+use crate::identity::User;
+use crate::status::ApiError;
+use crate::tpr;
+use crate::tpr::served::{described, ResourceType};
+use discovery::{documents, openapi};
+
+type Response = http::Response<Body>;
+
+/// Health and `/version` (kube's `system:public-info-viewer`).
+pub async fn public(app: &App, path: &str) -> Response {
+    match path {
+        "/readyz" => match app.store.current_revision().await {
+            Ok(_) => respond::text(StatusCode::OK, "ok"),
+            Err(e) => respond::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("[-]storage failed: {e}\nreadyz check failed\n"),
+            ),
+        },
+        "/version" | "/version/" => respond::json(StatusCode::OK, &documents::version()),
+        _ => respond::text(StatusCode::OK, "ok"),
+    }
+}
+
+/// `kubectl auth whoami`: who the server takes the caller for.
+pub fn whoami(user: Option<&User>) -> Response {
+    let Some(user) = user else { return respond::error(&ApiError::unauthorized()) };
+    let mut groups = user.groups.clone();
+    if !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    let review = json!({
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {"username": user.name, "groups": groups, "extra": user.extra}},
+    });
+    respond::json(StatusCode::CREATED, &review)
+}
+
+/// Documents that are no resource are served to GET (and HEAD) only.
+fn only_get(parts: &http::request::Parts) -> Result<(), ApiError> {
+    match parts.method {
+        Method::GET | Method::HEAD => Ok(()),
+        ref m => Err(ApiError::method_not_allowed(m, parts.uri.path())),
+    }
+}
+
+/// `/metrics`.
+pub fn metrics(app: &App, parts: &http::request::Parts) -> Response {
+    match only_get(parts) {
+        Ok(()) => respond::text(StatusCode::OK, app.metrics.encode()),
+        Err(e) => respond::error(&e),
+    }
+}
+
+/// `/`, `/api`, `/apis`, `/apis/<g>`, OpenAPI.
+pub fn document(app: &App, parts: &http::request::Parts, d: &Document) -> Result<Response, ApiError> {
+    only_get(parts)?;
+    let all = app.served.all();
+    let types = described(&all);
+    let path = parts.uri.path();
+    Ok(match d {
+        Document::Root => respond::json(StatusCode::OK, &documents::root_paths(&types)),
+        Document::Api | Document::Apis => {
+            let core = *d == Document::Api;
+            match negotiate::discovery_output(&parts.headers)? {
+                negotiate::DiscoveryOutput::Legacy if core => {
+                    respond::json_with_etag(&parts.headers, &documents::core_versions(), "application/json")
+                }
+                negotiate::DiscoveryOutput::Legacy => {
+                    respond::json_with_etag(&parts.headers, &documents::group_list(&types), "application/json")
+                }
+                negotiate::DiscoveryOutput::Aggregated(v) => respond::json_with_etag(
+                    &parts.headers,
+                    &discovery::aggregated::aggregated(&types, core, v),
+                    &format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"),
+                ),
+            }
+        }
+        Document::CoreV1 => respond::json(StatusCode::OK, &documents::core_resources()),
+        Document::Group(group) => {
+            let doc = documents::group(&types, group).ok_or_else(|| ApiError::no_route(path))?;
+            respond::json(StatusCode::OK, &doc)
+        }
+        Document::OpenApiV2 => respond::json(StatusCode::OK, &openapi::openapi_v2(&types)),
+        Document::OpenApiV3 => respond::json(StatusCode::OK, &openapi::openapi_index(&types)),
+        Document::OpenApiV3GroupVersion(group, version) => {
+            let doc: Value = openapi::openapi_group_version(&types, group, version);
+            if doc["paths"].as_object().is_none_or(|p| p.is_empty()) {
+                return Err(ApiError::no_route(path));
+            }
+            respond::json(StatusCode::OK, &doc)
+        }
+        Document::OpenApiOther => return Err(ApiError::no_route(path)),
+    })
+}
+
+/// `/apis/<group>/<version>`: the resources of a served group-version.
+pub fn group_version(
+    parts: &http::request::Parts,
+    group: &str,
+    version: &str,
+    types: &[std::sync::Arc<ResourceType>],
+) -> Result<Response, ApiError> {
+    only_get(parts)?;
+    let mut resp = respond::json(StatusCode::OK, &documents::resource_list(&described(types), group, version));
+    if let Some(w) = tpr::version_warning(version) {
+        respond::warn(&mut resp, &w);
+    }
+    Ok(resp)
+}

@@ -1,0 +1,164 @@
+//! Writes: create (POST) and update (PUT) of an object, with field
+//! validation, managedFields, metadata checks, and ThirdPartyResources
+//! served before the answer.
+
+use http::StatusCode;
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use super::request;
+use super::resources::Call;
+use super::respond::{self, Body};
+use crate::app::App;
+use crate::registry::field_validation::FieldValidation;
+use crate::registry::{self, managed_fields};
+use crate::status::ApiError;
+use crate::tpr;
+
+type Response = http::Response<Body>;
+
+/// What a write needs besides the call: `fieldValidation` and who writes.
+pub struct Writes {
+    /// `fieldValidation`.
+    pub validation: FieldValidation,
+    /// The field manager (see [`field_manager`]).
+    pub manager: String,
+    /// The URL's `group/version`.
+    pub api_version: String,
+}
+
+impl Writes {
+    /// From the call's query and headers (400 for a bad `fieldValidation` or `fieldManager`).
+    pub fn of(call: &Call<'_>) -> Result<Writes, ApiError> {
+        Ok(Writes {
+            validation: FieldValidation::parse(call.param("fieldValidation"))?,
+            manager: field_manager(call.parts, &call.req.query)?,
+            api_version: call.scope.rt.api_version(call.scope.version),
+        })
+    }
+
+    /// The writer managedFields record.
+    pub fn writer(&self) -> managed_fields::Writer<'_> {
+        managed_fields::Writer { manager: &self.manager, api_version: &self.api_version }
+    }
+}
+
+/// kube-apiserver's words for a strict field validation failure.
+pub fn undecodable<'a>(call: &'a Call<'_>) -> impl Fn(ApiError) -> ApiError + 'a {
+    move |e: ApiError| match e.message.starts_with("strict decoding error") {
+        true => ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {}",
+            e.message,
+            kind = call.scope.rt.kind,
+            version = call.scope.version
+        )),
+        false => e,
+    }
+}
+
+/// POST: creates an object (201).
+pub async fn create(call: &Call<'_>, body: &mut Option<Incoming>) -> Result<Response, ApiError> {
+    let w = Writes::of(call)?;
+    let (mut obj, mut warnings) =
+        read_json_body(call.parts, request::take(body)?, w.validation).await.map_err(undecodable(call))?;
+    registry::check_meta_types(&obj, &call.scope)?;
+    managed_fields::record_update(None, &mut obj, &w.writer());
+    warnings.extend(registry::meta::finalizer_warnings(None, &obj));
+    if call.is_tpr {
+        check_tpr(call.app, &obj)?;
+    }
+    let created = registry::create(call.app.store.as_ref(), call.scope, obj, call.dry_run).await?;
+    warnings.extend(serve_if_tpr(call.app, call.is_tpr && !call.dry_run, &created)?);
+    Ok(json_warned(StatusCode::CREATED, &created, &warnings))
+}
+
+/// PUT: replaces an object at its resourceVersion (200).
+pub async fn update(call: &Call<'_>, name: &str, body: &mut Option<Incoming>) -> Result<Response, ApiError> {
+    let w = Writes::of(call)?;
+    let (mut obj, mut warnings) =
+        read_json_body(call.parts, request::take(body)?, w.validation).await.map_err(undecodable(call))?;
+    registry::check_meta_types(&obj, &call.scope)?;
+    let old = registry::get(call.app.store.as_ref(), call.scope, name).await?;
+    managed_fields::record_update(Some(&old), &mut obj, &w.writer());
+    warnings.extend(registry::meta::finalizer_warnings(Some(&old), &obj));
+    if call.is_tpr {
+        check_tpr(call.app, &obj)?;
+    }
+    let updated = registry::update(call.app.store.as_ref(), call.scope, name, obj, call.dry_run).await?;
+    warnings.extend(serve_if_tpr(call.app, call.is_tpr && !call.dry_run, &updated)?);
+    Ok(json_warned(StatusCode::OK, &updated, &warnings))
+}
+
+/// A stored ThirdPartyResource is served at once, before the answer; a
+/// warning says so when it is not (an older TPR that raced it serves the same).
+pub fn serve_if_tpr(app: &App, is_tpr: bool, stored: &Value) -> Result<Vec<String>, ApiError> {
+    if !is_tpr {
+        return Ok(Vec::new());
+    }
+    Ok(app
+        .controller
+        .observe(stored)?
+        .map(|why| format!("this ThirdPartyResource is not served: {why}"))
+        .into_iter()
+        .collect())
+}
+
+/// A ThirdPartyResource about to be written: valid (422), and in no
+/// conflict with another stored TPR (409).
+pub fn check_tpr(app: &App, tpr: &Value) -> Result<(), ApiError> {
+    tpr::validate(tpr)?;
+    app.controller.check_conflicts(tpr)
+}
+
+/// The field manager of a write: `fieldManager`, or the client's name from its
+/// User-Agent (`kubectl/v1.32.0 (...)` → `kubectl`), as kube-apiserver does.
+pub fn field_manager(
+    parts: &http::request::Parts,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<String, ApiError> {
+    if let Some(m) = q.get("fieldManager") {
+        if m.is_empty() || m.len() > 128 || m.chars().any(|c| c.is_control()) {
+            return Err(ApiError::bad_request("fieldManager must be 1 to 128 printable characters"));
+        }
+        return Ok(m.clone());
+    }
+    let agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let name: String = agent.split('/').next().unwrap_or("").chars().filter(|c| !c.is_control()).take(128).collect();
+    Ok(if name.trim().is_empty() { "unknown".into() } else { name.trim().to_string() })
+}
+
+/// The JSON object of a create or update, checked by `fieldValidation`; the
+/// warnings to answer with.
+async fn read_json_body(
+    parts: &http::request::Parts,
+    body: Incoming,
+    validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let ct = request::content_type(parts);
+    if !ct.is_empty() && ct != "application/json" && ct != "application/x-www-form-urlencoded" && ct != "*/*" {
+        return Err(ApiError::unsupported_media_type(&ct, &["application/json"]));
+    }
+    let (mut obj, raw) = request::read_json_raw(parts, body).await?;
+    let warnings = validation.check(&raw, &mut obj)?;
+    Ok((obj, warnings))
+}
+
+/// A JSON response with a `Warning` header per message, bounded as
+/// kube-apiserver bounds them: at most 4096 characters in all, each message
+/// cut to 256 characters when they would be more.
+pub fn json_warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response {
+    const TOTAL: usize = 4096;
+    const EACH: usize = 256;
+    let mut resp = respond::json(code, value);
+    let long = warnings.iter().map(|w| w.chars().count()).sum::<usize>() > TOTAL;
+    let mut used = 0;
+    for w in warnings {
+        let w: String = if long { w.chars().take(EACH).collect() } else { w.clone() };
+        used += w.chars().count();
+        if used > TOTAL {
+            break;
+        }
+        respond::warn(&mut resp, &w);
+    }
+    resp
+}

@@ -1,0 +1,39 @@
+//! One audit line per request (`--audit-log-path`: time, audit id, user,
+//! groups, verb, resource, URI, code, latency), and the request's debug log
+//! line.
+
+use std::sync::Arc;
+
+use super::context::context;
+use super::{Filter, Next, Request, Response};
+use crate::app::App;
+
+/// The audit filter.
+pub struct AuditFilter {
+    /// The audit log (if any).
+    pub app: Arc<App>,
+}
+
+impl Filter for AuditFilter {
+    const NAME: &'static str = "audit";
+
+    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+        let ctx = context(&req);
+        let resp = next.run(req).await;
+        let Some(ctx) = ctx else { return resp };
+        let (code, latency, recorded) = (resp.status().as_u16(), ctx.started.elapsed(), ctx.recorded());
+        tracing::debug!(
+            request_id = %ctx.audit_id,
+            user = ctx.user().map(|u| u.name.as_str()).unwrap_or("system:anonymous"),
+            verb = %recorded.verb,
+            uri = %ctx.uri,
+            code,
+            latency_ms = latency.as_secs_f64() * 1e3,
+            "request"
+        );
+        if let Some(audit) = &self.app.audit {
+            audit.record(&ctx.audit_id, ctx.user(), &recorded, &ctx.uri, code, latency);
+        }
+        resp
+    }
+}

@@ -1,0 +1,53 @@
+//! Who sent a request, in kube-apiserver's order: the front proxy's request
+//! headers (only on a connection whose certificate the request-header CA
+//! signed with an allowed name), the client certificate, a bearer token of
+//! this server, then a TokenReview with the host cluster. Nobody: 401.
+//! Public paths pass without credentials.
+
+use std::sync::Arc;
+
+use super::context::context;
+use super::request_info::Route;
+use super::{refuse, Filter, Next, Request, Response};
+use crate::app::App;
+use crate::identity::Peer;
+use crate::status::ApiError;
+
+/// The authentication filter.
+pub struct AuthenticationFilter {
+    /// Credentials and the host cluster's reviewer.
+    pub app: Arc<App>,
+}
+
+impl Filter for AuthenticationFilter {
+    const NAME: &'static str = "authentication";
+
+    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+        let Some(ctx) = context(&req) else { return next.run(req).await };
+        if matches!(ctx.info.route, Route::Public) {
+            return next.run(req).await;
+        }
+        let app = &self.app;
+        let bearer = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let peer = req.extensions().get::<Peer>().cloned().unwrap_or(Peer::None);
+        let user = match peer {
+            Peer::FrontProxy => app.request_headers.user(req.headers()),
+            Peer::User(u) => Some(u),
+            Peer::None => None,
+            Peer::Refused(why) => {
+                tracing::debug!(uri = %ctx.uri, "{why}; the request may still authenticate otherwise");
+                None
+            }
+        }
+        .or_else(|| app.authn.bearer(bearer.as_deref()));
+        // A token this server does not know: ask the host cluster.
+        let token = bearer.as_deref().and_then(|b| b.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty());
+        let user = match (user, &app.token_reviewer, token) {
+            (None, Some(reviewer), Some(token)) => reviewer.review(token).await,
+            (user, _, _) => user,
+        };
+        let Some(user) = user else { return refuse(req, &ApiError::unauthorized()) };
+        ctx.set_user(user);
+        next.run(req).await
+    }
+}

@@ -1,0 +1,40 @@
+//! The user may do what the request asks, or 403: resource requests by their
+//! attributes, documents and `/metrics` by path (kube's `nonResourceURLs`).
+//! Health, `/version` and `kubectl auth whoami` need no authorization; paths
+//! that serve nothing answer 404 and methods that are no verb 405, whoever asks.
+
+use std::sync::Arc;
+
+use super::context::context;
+use super::request_info::Route;
+use super::{refuse, Filter, Next, Request, Response};
+use crate::app::App;
+
+/// The authorization filter.
+pub struct AuthorizationFilter {
+    /// The authorizer.
+    pub app: Arc<App>,
+}
+
+impl Filter for AuthorizationFilter {
+    const NAME: &'static str = "authorization";
+
+    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+        let Some(ctx) = context(&req) else { return next.run(req).await };
+        let Some(user) = ctx.user() else { return next.run(req).await };
+        let decision = match &ctx.info.route {
+            Route::Metrics | Route::Document(_) | Route::GroupVersion { .. } => {
+                self.app.authz.authorize_path(user, &ctx.info.method_verb(), &ctx.info.path).await
+            }
+            Route::Resource(r) => {
+                ctx.mark_judged();
+                self.app.authz.authorize(user, &r.attributes()).await
+            }
+            Route::Public | Route::WhoAmI | Route::MethodNotAllowed | Route::NotFound => Ok(()),
+        };
+        match decision {
+            Ok(()) => next.run(req).await,
+            Err(e) => refuse(req, &e),
+        }
+    }
+}

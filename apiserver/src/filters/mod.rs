@@ -1,0 +1,211 @@
+//! The request corridor: the filters every request passes between its
+//! connection and the endpoints, as `tower` layers, outermost first (kube's
+//! `DefaultBuildHandlerChain` is the model):
+//!
+//! 1. [`context::RequestInfoFilter`]: an audit id, and what the request is
+//!    ([`request_info::RequestInfo`]); answers carry `Audit-Id`.
+//! 2. [`metrics::MetricsFilter`]: counts and times every answer.
+//! 3. [`audit::AuditFilter`]: one audit line per request (and the debug log line).
+//! 4. [`authentication::AuthenticationFilter`]: who sent it, or 401 (public paths pass).
+//! 5. [`negotiation::NegotiationFilter`]: the `Accept` header must allow JSON, or 406.
+//! 6. [`authorization::AuthorizationFilter`]: the user may do it, or 403.
+//! 7. [`crate::endpoints::Router`]: the endpoints.
+//!
+//! Each filter is infallible: it answers every request, passing it on or
+//! answering itself (a `Status`). A new concern (in-flight limits, a request
+//! timeout, panic recovery) is one more [`Filter`] in [`corridor`].
+
+pub mod audit;
+pub mod authentication;
+pub mod authorization;
+pub mod context;
+pub mod metrics;
+pub mod negotiation;
+pub mod request_info;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::body::Incoming;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+use crate::app::App;
+use crate::endpoints::respond::Body;
+use crate::endpoints::Router;
+
+/// A request as the corridor carries it.
+pub type Request = http::Request<Incoming>;
+/// An answer.
+pub type Response = http::Response<Body>;
+/// The future of a filter's answer.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// One step of the corridor: answers a request itself or passes it on.
+pub trait Filter: Send + Sync + 'static {
+    /// Its name, as [`Layered::layers`] lists it.
+    const NAME: &'static str;
+
+    /// Answers `req`, calling `next` to pass it on.
+    fn filter<N: Next>(&self, req: Request, next: N) -> impl Future<Output = Response> + Send;
+}
+
+/// The rest of the corridor after a filter.
+pub trait Next: Send + 'static {
+    /// Passes the request on.
+    fn run(self, req: Request) -> impl Future<Output = Response> + Send;
+}
+
+/// The service after a filter, as its [`Next`].
+pub struct Inner<S>(S);
+
+impl<S> Next for Inner<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send,
+{
+    async fn run(self, req: Request) -> Response {
+        match self.0.oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A [`Filter`] as a `tower` layer.
+pub struct FilterLayer<F>(Arc<F>);
+
+impl<F> FilterLayer<F> {
+    /// The layer of `filter`.
+    pub fn new(filter: F) -> Self {
+        FilterLayer(Arc::new(filter))
+    }
+}
+
+impl<F, S> Layer<S> for FilterLayer<F> {
+    type Service = Filtered<F, S>;
+
+    fn layer(&self, inner: S) -> Filtered<F, S> {
+        Filtered { filter: self.0.clone(), inner }
+    }
+}
+
+/// A [`Filter`] in front of the service `S`.
+pub struct Filtered<F, S> {
+    filter: Arc<F>,
+    inner: S,
+}
+
+impl<F, S: Clone> Clone for Filtered<F, S> {
+    fn clone(&self) -> Self {
+        Filtered { filter: self.filter.clone(), inner: self.inner.clone() }
+    }
+}
+
+impl<F, S> Service<Request> for Filtered<F, S>
+where
+    F: Filter,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> ResponseFuture {
+        let (filter, inner) = (self.filter.clone(), Inner(self.inner.clone()));
+        Box::pin(async move { Ok(filter.filter(req, inner).await) })
+    }
+}
+
+/// Names the steps of a service stack, outermost first.
+pub trait Layered {
+    /// The steps' names.
+    fn layers(&self) -> Vec<&'static str>;
+}
+
+impl<F: Filter, S: Layered> Layered for Filtered<F, S> {
+    fn layers(&self) -> Vec<&'static str> {
+        let mut names = vec![F::NAME];
+        names.extend(self.inner.layers());
+        names
+    }
+}
+
+/// The corridor's concrete type.
+pub type Corridor = Filtered<
+    context::RequestInfoFilter,
+    Filtered<
+        metrics::MetricsFilter,
+        Filtered<
+            audit::AuditFilter,
+            Filtered<
+                authentication::AuthenticationFilter,
+                Filtered<negotiation::NegotiationFilter, Filtered<authorization::AuthorizationFilter, Router>>,
+            >,
+        >,
+    >,
+>;
+
+/// The filters in order, in front of the endpoints.
+pub fn corridor(app: Arc<App>) -> Corridor {
+    ServiceBuilder::new()
+        .layer(FilterLayer::new(context::RequestInfoFilter { served: app.served.clone() }))
+        .layer(FilterLayer::new(metrics::MetricsFilter { app: app.clone() }))
+        .layer(FilterLayer::new(audit::AuditFilter { app: app.clone() }))
+        .layer(FilterLayer::new(authentication::AuthenticationFilter { app: app.clone() }))
+        .layer(FilterLayer::new(negotiation::NegotiationFilter))
+        .layer(FilterLayer::new(authorization::AuthorizationFilter { app: app.clone() }))
+        .service(Router::new(app))
+}
+
+/// Answers a request a filter refuses, draining its body (so that HTTP/2
+/// clients see the answer before the stream is reset).
+pub fn refuse(req: Request, e: &crate::status::ApiError) -> Response {
+    crate::endpoints::request::discard(req.into_body());
+    crate::endpoints::respond::error(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server's state on an embedded store in `dir`.
+    fn app(dir: &std::path::Path) -> Arc<App> {
+        let store: Arc<dyn storage::Store> =
+            Arc::new(storage::EmbeddedStore::open(&storage::EmbeddedConfig::new(dir)).expect("store"));
+        let served = Arc::new(crate::tpr::served::ServedTypes::default());
+        let controller = crate::tpr::Controller::new(store.clone(), served.clone()).expect("controller");
+        let (authn, _) = crate::auth::authn::Authenticator::load(None, None).expect("authenticator");
+        Arc::new(App {
+            store,
+            served,
+            controller,
+            authn,
+            shutdown: tokio::sync::watch::channel(false).1,
+            watches: Default::default(),
+            max_watches: 10,
+            request_headers: Default::default(),
+            authz: crate::auth::authz::Authorizer::AlwaysAllow,
+            metrics: Default::default(),
+            audit: None,
+            token_reviewer: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_corridor_is_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stack = corridor(app(dir.path()));
+        assert_eq!(
+            stack.layers(),
+            ["request-info", "metrics", "audit", "authentication", "negotiation", "authorization", "router"]
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! The `Accept` header must allow JSON (406 otherwise), but for health,
+//! `/metrics` and `kubectl auth whoami`.
+
+use super::context::context;
+use super::request_info::Route;
+use super::{refuse, Filter, Next, Request, Response};
+use crate::endpoints::negotiate;
+use crate::status::ApiError;
+
+/// The negotiation filter.
+pub struct NegotiationFilter;
+
+impl Filter for NegotiationFilter {
+    const NAME: &'static str = "negotiation";
+
+    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+        let exempt =
+            context(&req).is_none_or(|c| matches!(c.info.route, Route::Public | Route::WhoAmI | Route::Metrics));
+        if exempt || negotiate::accepts_json(req.headers()) {
+            return next.run(req).await;
+        }
+        let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let e = ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json (Accept: {accept})"
+        ));
+        refuse(req, &e)
+    }
+}

@@ -1,0 +1,215 @@
+//! What a request is, read from its method, path and query before anything
+//! else runs (kube's RequestInfo): a public path, a document, or a resource
+//! request with its type, version, namespace, name and verb. The filters
+//! authorize by it; the endpoints serve by it; metrics and the audit log
+//! record it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::endpoints::request;
+use crate::identity::Attributes;
+use crate::observe::Recorded;
+use crate::tpr::served::{ResourceType, ServedTypes};
+
+/// Where a request goes.
+pub enum Route {
+    /// Health and `/version`: answered to anyone.
+    Public,
+    /// `POST /apis/authentication.k8s.io/v1/selfsubjectreviews` (`kubectl auth whoami`).
+    WhoAmI,
+    /// `/metrics`.
+    Metrics,
+    /// A document that is no resource: `/`, discovery, OpenAPI.
+    Document(Document),
+    /// `/apis/<group>/<version>`: the resources of a served group-version.
+    GroupVersion {
+        /// The group.
+        group: String,
+        /// The version as named in the path (`stable/v1` too).
+        version: String,
+        /// Every type of the group that serves the version.
+        types: Vec<Arc<ResourceType>>,
+    },
+    /// An object or collection of a served type.
+    Resource(ResourceRequest),
+    /// A path of a served type, but a method that is no Kubernetes verb there.
+    MethodNotAllowed,
+    /// Nothing is served at this path.
+    NotFound,
+}
+
+/// The documents that are no resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Document {
+    /// `/`: every path served.
+    Root,
+    /// `/api`.
+    Api,
+    /// `/api/v1`.
+    CoreV1,
+    /// `/apis`.
+    Apis,
+    /// `/apis/<group>`.
+    Group(String),
+    /// `/openapi/v2`.
+    OpenApiV2,
+    /// `/openapi/v3`.
+    OpenApiV3,
+    /// `/openapi/v3/apis/<group>/<version>`.
+    OpenApiV3GroupVersion(String, String),
+    /// Anything else under `/openapi/v3`.
+    OpenApiOther,
+}
+
+/// A request for objects of a served type.
+pub struct ResourceRequest {
+    /// The type.
+    pub rt: Arc<ResourceType>,
+    /// The version named in the path.
+    pub version: String,
+    /// The namespace of the path (none for cluster-scoped types and all namespaces).
+    pub namespace: Option<String>,
+    /// The object's name, if the path names one.
+    pub name: Option<String>,
+    /// get, list, watch, create, update, patch, delete or deletecollection.
+    pub verb: &'static str,
+    /// A watch: the `/watch/` path or `watch=true`.
+    pub watch: bool,
+    /// The query parameters.
+    pub query: HashMap<String, String>,
+}
+
+impl ResourceRequest {
+    /// What it asks, for authorization.
+    pub fn attributes(&self) -> Attributes<'_> {
+        Attributes {
+            verb: self.verb,
+            group: &self.rt.group,
+            version: &self.version,
+            resource: &self.rt.plural,
+            namespace: self.namespace.as_deref(),
+            name: self.name.as_deref(),
+        }
+    }
+
+    /// What metrics and the audit log record of it.
+    pub fn recorded(&self) -> Recorded {
+        Recorded {
+            verb: self.verb.into(),
+            group: self.rt.group.clone(),
+            version: self.version.clone(),
+            resource: self.rt.plural.clone(),
+            namespace: self.namespace.clone().unwrap_or_default(),
+            name: self.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A request's route, read once.
+pub struct RequestInfo {
+    /// The method.
+    pub method: Method,
+    /// The path (without the query).
+    pub path: String,
+    /// Where it goes.
+    pub route: Route,
+}
+
+/// The paths answered without credentials (kube's `system:public-info-viewer`).
+const PUBLIC: &[&str] = &["/healthz", "/livez", "/healthz/ping", "/livez/ping", "/readyz", "/version", "/version/"];
+
+/// The path of `kubectl auth whoami`.
+pub const WHOAMI: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+impl RequestInfo {
+    /// Reads what a request is; `served` resolves group and version.
+    pub fn resolve(method: &Method, uri: &http::Uri, served: &ServedTypes) -> RequestInfo {
+        let path = uri.path().to_string();
+        let route = route(method, uri, &path, served);
+        RequestInfo { method: method.clone(), path, route }
+    }
+
+    /// The verb of a request that is no resource request: the lower-cased method.
+    pub fn method_verb(&self) -> String {
+        self.method.as_str().to_ascii_lowercase()
+    }
+}
+
+fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> Route {
+    if PUBLIC.contains(&path) {
+        return Route::Public;
+    }
+    if path == WHOAMI && method == Method::POST {
+        return Route::WhoAmI;
+    }
+    if path == "/metrics" {
+        return Route::Metrics;
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let document = match segments.as_slice() {
+        [""] => Some(Document::Root),
+        ["api"] => Some(Document::Api),
+        ["apis"] => Some(Document::Apis),
+        ["api", "v1"] => Some(Document::CoreV1),
+        ["apis", group] => Some(Document::Group(group.to_string())),
+        ["openapi", "v2"] => Some(Document::OpenApiV2),
+        ["openapi", "v3"] => Some(Document::OpenApiV3),
+        ["openapi", "v3", "apis", group, version] => {
+            Some(Document::OpenApiV3GroupVersion(group.to_string(), version.to_string()))
+        }
+        ["openapi", "v3", ..] => Some(Document::OpenApiOther),
+        _ => None,
+    };
+    if let Some(d) = document {
+        return Route::Document(d);
+    }
+    let ["apis", group, rest @ ..] = segments.as_slice() else { return Route::NotFound };
+    let Some(resolved) = served.resolve(group, rest) else { return Route::NotFound };
+    if resolved.rest.is_empty() {
+        return Route::GroupVersion { group: group.to_string(), version: resolved.version, types: resolved.types };
+    }
+    let (watch_path, rest) = match resolved.rest {
+        ["watch", rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
+    let (namespace, plural, name) = match rest {
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+        [plural] => (None, *plural, None),
+        [plural, name] => (None, *plural, Some(*name)),
+        _ => return Route::NotFound,
+    };
+    let Some(rt) = resolved.types.iter().find(|t| t.plural == plural).cloned() else { return Route::NotFound };
+    if (namespace.is_some() && !rt.namespaced) || (name.is_some() && rt.namespaced && namespace.is_none()) {
+        return Route::NotFound;
+    }
+    if watch_path && method != Method::GET {
+        return Route::MethodNotAllowed;
+    }
+    let query = request::query(uri);
+    let watch = watch_path || query.get("watch").is_some_and(|v| v == "true" || v == "1");
+    let verb = match (method, name) {
+        (&Method::GET, _) if watch => "watch",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        (&Method::DELETE, None) => "deletecollection",
+        // Not a Kubernetes verb: 405, whoever asks.
+        _ => return Route::MethodNotAllowed,
+    };
+    Route::Resource(ResourceRequest {
+        rt,
+        version: resolved.version,
+        namespace: namespace.map(String::from),
+        name: name.map(String::from),
+        verb,
+        watch,
+        query,
+    })
+}
