@@ -1,0 +1,185 @@
+//! One connection: the TLS handshake within the header timeout, the client
+//! certificate classified, HTTP/2 or HTTP/1.1 by ALPN, each request sent
+//! through the corridor with its deadline and its peer, and the connection
+//! closed when the server stops or it stays idle.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use super::batched_io::{batched, drive};
+use super::client_auth::RefusalLog;
+use super::tls::PeerClassifier;
+use super::Timeouts;
+use crate::app::App;
+use crate::endpoints::request::Deadline;
+use crate::endpoints::respond::Body;
+use crate::filters::Corridor;
+
+/// What every connection task shares.
+pub(super) struct Shared {
+    pub(super) acceptor: TlsAcceptor,
+    pub(super) h1: hyper::server::conn::http1::Builder,
+    pub(super) h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    pub(super) peers: Arc<PeerClassifier>,
+    /// The filters and the endpoints (see [`crate::filters`]).
+    pub(super) corridor: Corridor,
+    pub(super) app: Arc<App>,
+    pub(super) timeouts: Timeouts,
+    pub(super) refusals: RefusalLog,
+}
+
+pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, _alive: watch::Receiver<()>) {
+    let timeouts = shared.timeouts;
+    let Ok(Ok(tls)) = tokio::time::timeout(timeouts.header, shared.acceptor.accept(stream)).await else {
+        return;
+    };
+    let (peer, refused) = shared.peers.classify(tls.get_ref().1.peer_certificates());
+    if let Some(why) = refused {
+        shared.refusals.record(&why);
+    }
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let (corridor, activity) = (shared.corridor.clone(), activity.clone());
+        hyper::service::service_fn(move |mut req| {
+            let (corridor, active) = (corridor.clone(), activity.begin());
+            req.extensions_mut().insert(Deadline(tokio::time::Instant::now() + timeouts.request));
+            req.extensions_mut().insert(peer.clone());
+            async move {
+                let resp = corridor.oneshot(req).await?;
+                Ok::<_, Infallible>(resp.map(|body| Tracked { body, _active: active }))
+            }
+        })
+    };
+    let (io, io_handle) = batched(tls);
+    let stop = shared.app.shutdown.clone();
+    let result = if h2 {
+        let conn = shared.h2.serve_connection(TokioIo::new(io), service);
+        drive(bounded(conn, activity, stop, timeouts), io_handle).await
+    } else {
+        let conn = shared.h1.serve_connection(TokioIo::new(io), service);
+        drive(bounded(conn, activity, stop, timeouts), io_handle).await
+    };
+    match result {
+        Some(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        None => tracing::debug!("an idle connection did not close when asked; dropped"),
+        Some(Ok(())) => {}
+    }
+}
+
+/// Runs a connection until it ends, shutting it down gracefully when the
+/// server stops or when it stays idle (no request in flight) too long: the
+/// header timeout before its first request, the idle timeout after. One
+/// timer per connection, re-armed only when it fires.
+async fn bounded<C>(conn: C, activity: Arc<Activity>, mut stop: watch::Receiver<bool>, t: Timeouts) -> Option<C::Output>
+where
+    C: GracefulConnection,
+{
+    tokio::pin!(conn);
+    let timer = tokio::time::sleep(t.header);
+    tokio::pin!(timer);
+    // Set once the connection was asked to close because it was idle: it then
+    // has a header timeout to go (a peer that never finished its HTTP/2
+    // handshake never will), else it is dropped.
+    let mut closing = false;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => return Some(result),
+            _ = stop.wait_for(|stopped| *stopped), if !stopping => {
+                conn.as_mut().graceful_shutdown();
+                stopping = true;
+            }
+            _ = &mut timer => {
+                if closing {
+                    return None;
+                }
+                let now = Instant::now();
+                match activity.idle_deadline(t) {
+                    Some(deadline) if deadline <= now => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                        timer.as_mut().reset((now + t.header).into());
+                    }
+                    Some(deadline) => timer.as_mut().reset(deadline.into()),
+                    // Busy: look again an idle period from now.
+                    None => timer.as_mut().reset((now + t.idle).into()),
+                }
+            }
+        }
+    }
+}
+
+/// Requests in flight on one connection, and when the last one ended.
+struct Activity {
+    active: AtomicUsize,
+    /// When the connection started, or its last request ended; whether any request came.
+    since: Mutex<(Instant, bool)>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity { active: AtomicUsize::new(0), since: Mutex::new((Instant::now(), false)) }
+    }
+
+    /// A request began; it ends when the guard (kept by its response body) drops.
+    fn begin(self: &Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(self.clone())
+    }
+
+    /// When the connection counts as idle, if no request is in flight.
+    fn idle_deadline(&self, t: Timeouts) -> Option<Instant> {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let (since, served) = *self.since.lock().unwrap_or_else(|p| p.into_inner());
+        Some(since + if served { t.idle } else { t.header })
+    }
+}
+
+/// One request in flight (see [`Activity::begin`]).
+struct ActiveGuard(Arc<Activity>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        *self.0.since.lock().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), true);
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is
+/// sent or dropped (a watch is in flight while it streams).
+struct Tracked {
+    body: Body,
+    _active: ActiveGuard,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
