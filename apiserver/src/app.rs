@@ -9,7 +9,7 @@ use crate::aggregation::delegated::TokenReviewer;
 use crate::auth::authn::{Authenticator, RequestHeaders};
 use crate::auth::authz::Authorizer;
 use crate::observe::{AuditLog, Metrics};
-use crate::tpr::served::ServedTypes;
+use crate::served::ServedTypes;
 use crate::tpr::Controller;
 
 /// Everything a request needs.

@@ -1,4 +1,26 @@
 //! tpr-apiserver: ThirdPartyResources served as an aggregated API server.
+//!
+//! Layout, in the order a request meets it (imports flow down this list's
+//! arrows only; see ARCHITECTURE.md):
+//!
+//! - [`server`]: the listener and its connections: TLS (serving certificates,
+//!   client certificates classified), HTTP/1.1 or HTTP/2, batched writes,
+//!   deadlines and idle timeouts; shutdown is a future passed in.
+//! - [`filters`]: the request corridor, `tower` layers in order: request info
+//!   and audit id, metrics, audit, authentication, negotiation, authorization.
+//! - [`endpoints`]: routing ([`endpoints::routing`]) and the answers: public
+//!   paths and documents, and resource requests by verb (reads, writes,
+//!   patches and applies, deletes, watches).
+//! - [`registry`]: objects on the store: create, read, update, delete,
+//!   metadata rules, managedFields, field validation, selectors, paging.
+//! - [`tpr`]: ThirdPartyResource validation, conflicts, and the controller
+//!   that keeps [`served`] (the served types and their watch caches) in step.
+//! - [`auth`]: credentials to users and the authorization modes;
+//!   [`aggregation`]: the host cluster (delegated reviews, APIServices).
+//! - Leaves: [`app`] (the shared state), [`identity`] (users, peers,
+//!   request attributes), [`observe`] (metrics, audit log, store timing),
+//!   [`limits`] (what one request may make the server build), [`status`]
+//!   (errors and their `Status`), [`config`] (flags and start-up files).
 #![forbid(unsafe_code)]
 
 pub mod aggregation;
@@ -11,6 +33,7 @@ pub mod identity;
 pub mod limits;
 pub mod observe;
 pub mod registry;
+pub mod served;
 pub mod server;
 pub mod status;
 pub mod tpr;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use storage::{ListOptions, ReadRevision};
 
 use crate::registry::meta::is_dns_label;
-use crate::tpr::served::ResourceType;
+use crate::served::ResourceType;
 
 /// The label on the APIServices this server manages.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "tpr-apiserver");

@@ -1,7 +1,7 @@
 //! Authentication, in kube-apiserver's order: request headers set by the front
 //! proxy (kube-aggregator), honoured only on a connection whose client
 //! certificate the request-header CA signed with an allowed CN (see
-//! [`crate::server::tls::PeerClassifier`]); client certificates verified against
+//! the server's peer classifier, see [`crate::identity::Peer`]); client certificates verified against
 //! `--client-ca-file` (CN = user, O = groups); bearer tokens
 //! (`--token-auth-file`, plus the admin token the server generates for its
 //! kubeconfig).

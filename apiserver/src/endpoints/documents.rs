@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 use super::negotiate;
 use super::respond::{self, Body};
 use crate::app::App;
-use crate::filters::request_info::Document;
+use crate::endpoints::routing::Document;
 use crate::identity::User;
+use crate::served::{described, ResourceType};
 use crate::status::ApiError;
 use crate::tpr;
-use crate::tpr::served::{described, ResourceType};
 use discovery::{documents, openapi};
 
 type Response = http::Response<Body>;

@@ -14,6 +14,7 @@ pub mod read;
 pub mod request;
 pub mod resources;
 pub mod respond;
+pub mod routing;
 pub mod watch;
 pub mod write;
 pub mod yaml;
@@ -24,11 +25,24 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
+use respond::Body;
+
 use crate::app::App;
-use crate::filters::context::context;
-use crate::filters::request_info::Route;
-use crate::filters::{Layered, Request, Response, ResponseFuture};
 use crate::status::ApiError;
+use routing::{context, Route};
+
+/// A request as the corridor carries it.
+pub type Request = http::Request<hyper::body::Incoming>;
+/// An answer.
+pub type Response = http::Response<Body>;
+/// The future of an answer.
+pub type ResponseFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// Names the steps of a service stack, outermost first.
+pub trait Layered {
+    /// The steps' names.
+    fn layers(&self) -> Vec<&'static str>;
+}
 
 /// The endpoints as the corridor's last service.
 #[derive(Clone)]

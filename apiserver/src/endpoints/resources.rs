@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use super::respond::{self, Body};
 use super::{apply, delete, read, watch, write};
 use crate::app::App;
-use crate::filters::request_info::ResourceRequest;
+use crate::endpoints::routing::ResourceRequest;
 use crate::identity::User;
 use crate::registry::Scope;
 use crate::status::ApiError;

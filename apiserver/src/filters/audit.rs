@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use super::context::context;
 use super::{Filter, Next, Request, Response};
 use crate::app::App;
+use crate::endpoints::routing::context;
 
 /// The audit filter.
 pub struct AuditFilter {

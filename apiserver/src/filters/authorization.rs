@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use super::context::context;
-use super::request_info::Route;
 use super::{refuse, Filter, Next, Request, Response};
 use crate::app::App;
+use crate::endpoints::routing::context;
+use crate::endpoints::routing::Route;
 
 /// The authorization filter.
 pub struct AuthorizationFilter {

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::context::context;
 use super::{Filter, Next, Request, Response};
 use crate::app::App;
+use crate::endpoints::routing::context;
 
 /// The metrics filter.
 pub struct MetricsFilter {

@@ -3,7 +3,7 @@
 //! `DefaultBuildHandlerChain` is the model):
 //!
 //! 1. [`context::RequestInfoFilter`]: an audit id, and what the request is
-//!    ([`request_info::RequestInfo`]); answers carry `Audit-Id`.
+//!    ([`crate::endpoints::routing::RequestInfo`]); answers carry `Audit-Id`.
 //! 2. [`metrics::MetricsFilter`]: counts and times every answer.
 //! 3. [`audit::AuditFilter`]: one audit line per request (and the debug log line).
 //! 4. [`authentication::AuthenticationFilter`]: who sent it, or 401 (public paths pass).
@@ -21,27 +21,18 @@ pub mod authorization;
 pub mod context;
 pub mod metrics;
 pub mod negotiation;
-pub mod request_info;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use hyper::body::Incoming;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 use crate::app::App;
-use crate::endpoints::respond::Body;
 use crate::endpoints::Router;
 
-/// A request as the corridor carries it.
-pub type Request = http::Request<Incoming>;
-/// An answer.
-pub type Response = http::Response<Body>;
-/// The future of a filter's answer.
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+pub use crate::endpoints::{Layered, Request, Response, ResponseFuture};
 
 /// One step of the corridor: answers a request itself or passes it on.
 pub trait Filter: Send + Sync + 'static {
@@ -124,12 +115,6 @@ where
     }
 }
 
-/// Names the steps of a service stack, outermost first.
-pub trait Layered {
-    /// The steps' names.
-    fn layers(&self) -> Vec<&'static str>;
-}
-
 impl<F: Filter, S: Layered> Layered for Filtered<F, S> {
     fn layers(&self) -> Vec<&'static str> {
         let mut names = vec![F::NAME];
@@ -180,7 +165,7 @@ mod tests {
     fn app(dir: &std::path::Path) -> Arc<App> {
         let store: Arc<dyn storage::Store> =
             Arc::new(storage::EmbeddedStore::open(&storage::EmbeddedConfig::new(dir)).expect("store"));
-        let served = Arc::new(crate::tpr::served::ServedTypes::default());
+        let served = Arc::new(crate::served::ServedTypes::default());
         let controller = crate::tpr::Controller::new(store.clone(), served.clone()).expect("controller");
         let (authn, _) = crate::auth::authn::Authenticator::load(None, None).expect("authenticator");
         Arc::new(App {

@@ -1,10 +1,10 @@
 //! The `Accept` header must allow JSON (406 otherwise), but for health,
 //! `/metrics` and `kubectl auth whoami`.
 
-use super::context::context;
-use super::request_info::Route;
 use super::{refuse, Filter, Next, Request, Response};
 use crate::endpoints::negotiate;
+use crate::endpoints::routing::context;
+use crate::endpoints::routing::Route;
 use crate::status::ApiError;
 
 /// The negotiation filter.

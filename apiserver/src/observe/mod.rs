@@ -189,7 +189,7 @@ impl AuditLog {
     /// Writes one request's line.
     pub fn record(&self, id: &str, user: Option<&User>, info: &Recorded, uri: &str, code: u16, latency: Duration) {
         let line = json!({
-            "time": crate::registry::meta::now_rfc3339(),
+            "time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             "auditID": id,
             "user": user.map(|u| u.name.as_str()).unwrap_or("system:anonymous"),
             "groups": user.map(|u| u.groups.clone()).unwrap_or_default(),

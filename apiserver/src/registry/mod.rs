@@ -17,8 +17,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use storage::{KeyValue, StorageError, Store};
 
+use crate::served::ResourceType;
 use crate::status::{ApiError, Cause, Target};
-use crate::tpr::served::ResourceType;
 
 /// A request's type, version and namespace.
 #[derive(Clone, Copy)]

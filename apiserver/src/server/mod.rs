@@ -1,6 +1,6 @@
-//! The accept loop and its connections: TLS, then HTTP/1.1 or HTTP/2 as
-//! ALPN chose, the client certificate's identity, then
-//! [`crate::endpoints::handle`]. Shutdown is passed in as a future: when it
+//! The accept loop and its connections (see [`connection`]): TLS, then
+//! HTTP/1.1 or HTTP/2 as ALPN chose, the client certificate's identity, then
+//! the request corridor ([`crate::filters::corridor`]). Shutdown is passed in as a future: when it
 //! resolves, the listener closes, in-flight requests finish, and `serve`
 //! returns.
 //!
@@ -15,7 +15,7 @@
 
 pub mod batched_io;
 pub mod client_auth;
-mod connection;
+pub mod connection;
 pub mod tls;
 
 use std::future::Future;

@@ -17,8 +17,8 @@ use storage::{CacheConfig, ListOptions, ReadRevision, StorageError, Store, Watch
 use super::conflicts::{self, Candidate};
 use super::{candidate, TPR_GROUP, TPR_VERSION};
 use crate::registry::meta_str;
+use crate::served::{Owner, ResourceType, ServedTypes};
 use crate::status::{ApiError, Target};
-use crate::tpr::served::{Owner, ResourceType, ServedTypes};
 
 /// Keeps the served types in step with the stored TPRs.
 pub struct Controller {

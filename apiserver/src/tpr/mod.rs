@@ -3,10 +3,8 @@
 //! ([`conflicts`]), and the [`Controller`] that keeps the served types equal
 //! to the stored TPRs.
 
-pub mod served;
-
-mod conflicts;
-mod controller;
+pub mod conflicts;
+pub mod controller;
 
 pub use conflicts::{ambiguous, resolve, Candidate};
 pub use controller::Controller;

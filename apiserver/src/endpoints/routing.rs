@@ -1,18 +1,21 @@
-//! What a request is, read from its method, path and query before anything
-//! else runs (kube's RequestInfo): a public path, a document, or a resource
-//! request with its type, version, namespace, name and verb. The filters
-//! authorize by it; the endpoints serve by it; metrics and the audit log
-//! record it.
+//! Routing: what a request is, read from its method, path and query before
+//! anything else runs (kube's RequestInfo): a public path, a document, or a
+//! resource request with its type, version, namespace, name and verb; and
+//! the [`RequestContext`] that carries it (with the audit id and, once
+//! authenticated, the user) through the corridor. The filters authorize by
+//! it; the endpoints serve by it; metrics and the audit log record it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use http::Method;
 
 use crate::endpoints::request;
-use crate::identity::Attributes;
+use crate::identity::{Attributes, User};
 use crate::observe::Recorded;
-use crate::tpr::served::{ResourceType, ServedTypes};
+use crate::served::{ResourceType, ServedTypes};
 
 /// Where a request goes.
 pub enum Route {
@@ -212,4 +215,62 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
         watch,
         query,
     })
+}
+
+/// One request's context (a request extension).
+pub struct RequestContext {
+    /// Its audit id (also the `Audit-Id` response header).
+    pub audit_id: String,
+    /// When it arrived.
+    pub started: Instant,
+    /// Its URI, as sent.
+    pub uri: String,
+    /// What it is.
+    pub info: RequestInfo,
+    user: OnceLock<User>,
+    /// Set when authorization judged it as a resource request.
+    judged: AtomicBool,
+}
+
+impl RequestContext {
+    /// The context of a request to `uri` that is `info`, with a new audit id.
+    pub fn new(uri: String, info: RequestInfo) -> Self {
+        RequestContext {
+            audit_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            uri,
+            info,
+            user: OnceLock::new(),
+            judged: AtomicBool::new(false),
+        }
+    }
+
+    /// Who sent it, once authenticated.
+    pub fn user(&self) -> Option<&User> {
+        self.user.get()
+    }
+
+    /// Records who sent it (the authentication filter).
+    pub fn set_user(&self, user: User) {
+        let _ = self.user.set(user);
+    }
+
+    /// Marks it as judged by resource attributes (then recorded with them).
+    pub fn mark_judged(&self) {
+        self.judged.store(true, Ordering::Relaxed);
+    }
+
+    /// What metrics and the audit log record: the resource once
+    /// authorization judged the request by it, else the lower-cased method.
+    pub fn recorded(&self) -> Recorded {
+        match &self.info.route {
+            Route::Resource(r) if self.judged.load(Ordering::Relaxed) => r.recorded(),
+            _ => Recorded { verb: self.info.method_verb(), ..Default::default() },
+        }
+    }
+}
+
+/// The context of a request (made by the corridor's first filter).
+pub fn context(req: &super::Request) -> Option<Arc<RequestContext>> {
+    req.extensions().get::<Arc<RequestContext>>().cloned()
 }
