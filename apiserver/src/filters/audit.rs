@@ -21,6 +21,10 @@ impl Filter for AuditFilter {
         let ctx = context(&req);
         let resp = next.run(req).await;
         let Some(ctx) = ctx else { return resp };
+        let logged = tracing::enabled!(tracing::Level::DEBUG);
+        if !logged && self.app.audit.is_none() {
+            return resp;
+        }
         let (code, latency, recorded) = (resp.status().as_u16(), ctx.started.elapsed(), ctx.recorded());
         tracing::debug!(
             request_id = %ctx.audit_id,
