@@ -38,4 +38,38 @@ pub struct App {
     pub audit: Option<AuditLog>,
     /// TokenReviews with the host cluster, if `--authentication-kubeconfig` is set.
     pub token_reviewer: Option<TokenReviewer>,
+    /// Flips to true when shutdown begins (`/readyz` fails from then on).
+    pub draining: tokio::sync::watch::Receiver<bool>,
+    /// Requests in flight, bounded by `--max-requests-inflight` and `--max-mutating-requests-inflight`.
+    pub inflight: Arc<InFlight>,
+    /// `--request-timeout`: a request that is not a watch is answered within it (504 after).
+    pub request_timeout: std::time::Duration,
+    /// Tests only (`TPR_APISERVER_TEST_PANIC_PATH`): a path whose handler panics.
+    pub panic_path: Option<String>,
+}
+
+/// Requests in flight that are not watches (watches are bounded by `--max-watches`).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    /// Reads (and other requests that change nothing) in flight.
+    pub readonly: std::sync::atomic::AtomicUsize,
+    /// Writes in flight.
+    pub mutating: std::sync::atomic::AtomicUsize,
+    /// `--max-requests-inflight` (0: no limit).
+    pub max_readonly: usize,
+    /// `--max-mutating-requests-inflight` (0: no limit).
+    pub max_mutating: usize,
+}
+
+impl InFlight {
+    /// Limits of `max_readonly` reads and `max_mutating` writes.
+    pub fn new(max_readonly: usize, max_mutating: usize) -> Self {
+        InFlight { max_readonly, max_mutating, ..Default::default() }
+    }
+
+    /// Requests in flight now.
+    pub fn total(&self) -> usize {
+        use std::sync::atomic::Ordering::Acquire;
+        self.readonly.load(Acquire) + self.mutating.load(Acquire)
+    }
 }

@@ -126,11 +126,17 @@ async fn run(flags: Flags) -> Result<(), String> {
     let served = Arc::new(ServedTypes::default());
     let controller = Controller::new(store.clone(), served.clone()).map_err(|e| e.to_string())?;
     tokio::spawn(controller.clone().run());
-    // Serve nothing before every stored TPR is served again.
-    tokio::time::timeout(std::time::Duration::from_secs(60), controller.wait_synced())
-        .await
-        .map_err(|_| "the stored ThirdPartyResources could not be loaded within 60 s".to_string())?;
-
+    // Serve the stored TPRs' types from the first request when the store
+    // answers; when it does not (etcd down at start), serve anyway: /readyz
+    // fails and resource requests answer 503 until they are loaded.
+    let loaded = tokio::time::timeout(std::time::Duration::from_secs(5), controller.wait_synced()).await;
+    if loaded.is_err() {
+        let why = match store.current_revision().await {
+            Ok(_) => "the store answers; still loading".to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(backend = ?flags.etcd_servers, "the stored ThirdPartyResources are not loaded yet ({why}); serving, not ready, retrying");
+    }
     let addr = SocketAddr::new(flags.bind_address, flags.secure_port);
     let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let mut local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -170,6 +176,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         tokio::spawn(apiserver::aggregation::apiservices::run(client, controller.tpr_type().clone(), service));
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         store: store.clone(),
         served,
@@ -183,16 +190,25 @@ async fn run(flags: Flags) -> Result<(), String> {
         metrics,
         audit,
         token_reviewer,
+        draining: draining_rx,
+        inflight: Arc::new(apiserver::app::InFlight::new(
+            flags.max_requests_inflight,
+            flags.max_mutating_requests_inflight,
+        )),
+        request_timeout: flags.request_timeout,
+        panic_path: std::env::var("TPR_APISERVER_TEST_PANIC_PATH").ok(),
     });
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let delay = flags.shutdown_delay_duration;
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
+        tracing::info!("shutting down: not ready from now, serving for {delay:?} more");
+        let _ = draining_tx.send(true);
+        tokio::time::sleep(delay).await;
     };
     let mut compactor_stop = app.shutdown.clone();
     storage::spawn_compactor(store, backend::compaction_policy(&flags), async move {
@@ -210,5 +226,6 @@ async fn run(flags: Flags) -> Result<(), String> {
         idle: flags.idle_connection_timeout,
         request: flags.request_timeout,
     };
-    server::serve(listener, tls, Arc::new(peers), app, timeouts, shutdown).await.map_err(|e| e.to_string())
+    let stopping = server::Stopping { end_watches: stop_tx };
+    server::serve(listener, tls, Arc::new(peers), app, timeouts, shutdown, stopping).await.map_err(|e| e.to_string())
 }

@@ -51,11 +51,14 @@ pub struct ApiError {
     pub message: String,
     /// `Status.details`.
     pub details: Option<Value>,
+    /// Seconds after which a retry may succeed (`Retry-After`, and
+    /// `details.retryAfterSeconds`, as kube-apiserver answers 429 and 503).
+    pub retry_after: Option<u16>,
 }
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError { code, reason, message: message.into(), details: None, retry_after: None }
     }
 
     fn with_target(mut self, t: &Target) -> Self {
@@ -184,7 +187,13 @@ impl ApiError {
 
     /// 429 TooManyRequests.
     pub fn too_many(message: impl Into<String>) -> Self {
-        Self::new(429, "TooManyRequests", message)
+        Self::new(429, "TooManyRequests", message).retry_after(1)
+    }
+
+    /// The same error, telling the client when to retry.
+    pub fn retry_after(mut self, seconds: u16) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 500 InternalError for a stored object that cannot be read (a bug or a
@@ -247,8 +256,10 @@ impl ApiError {
             }
             StorageError::WatcherTooSlow { .. } => Self::expired(e.to_string()),
             StorageError::InvalidKey { .. } => Self::bad_request(e.to_string()),
-            StorageError::Unavailable(_) => Self::unavailable(e.to_string()),
-            StorageError::Timeout(_) => Self::timeout(e.to_string()),
+            // Certainly not applied: retry.
+            StorageError::Unavailable(_) => Self::unavailable(e.to_string()).retry_after(1),
+            // Maybe applied (or a read that took too long): kube's answer for an unknown outcome.
+            StorageError::Timeout(_) | StorageError::Indeterminate(_) => Self::timeout(e.to_string()),
             StorageError::Internal(_) => Self::internal(e.to_string()),
         }
     }
@@ -262,6 +273,12 @@ impl ApiError {
         if let (Some(d), Some(m)) = (&self.details, s.as_object_mut()) {
             m.insert("details".into(), d.clone());
         }
+        if let Some(secs) = self.retry_after {
+            if !s["details"].is_object() {
+                s["details"] = json!({});
+            }
+            s["details"]["retryAfterSeconds"] = json!(secs);
+        }
         s
     }
 
@@ -270,6 +287,9 @@ impl ApiError {
         let mut resp = Response::new(Full::new(Bytes::from(self.to_status().to_string())));
         *resp.status_mut() = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }
@@ -290,6 +310,10 @@ mod tests {
         let gone = ApiError::from_storage(StorageError::TooOld { requested: 1, oldest: 5 }, &t);
         assert_eq!((gone.code, gone.reason), (410, "Expired"));
         let un = ApiError::from_storage(StorageError::Unavailable("down".into()), &t);
-        assert_eq!(un.code, 503);
+        assert_eq!((un.code, un.retry_after), (503, Some(1)));
+        assert_eq!(un.to_status()["details"]["retryAfterSeconds"], 1);
+        assert_eq!(un.to_response().headers()["retry-after"], "1");
+        let unknown = ApiError::from_storage(StorageError::Indeterminate("answer lost".into()), &t);
+        assert_eq!((unknown.code, unknown.reason, unknown.retry_after), (504, "Timeout", None));
     }
 }

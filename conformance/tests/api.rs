@@ -48,13 +48,14 @@ fn watch_sees_changes_in_order_and_resumes(backend: Backend) {
     );
     assert_eq!(resumed.next().0, "MODIFIED");
     assert_eq!(resumed.next().0, "DELETED");
-    // A resourceVersion older than a type's history (its cache starts when
-    // its TPR is created): a 410 inside the stream.
+    // A resourceVersion older than a type's cache (its cache starts when its
+    // TPR is created) is served from the store's history, which still holds it.
     create_tpr(s, "redis-cache.prsn.io", &["v1"]);
     let old = CurlWatch::open(s, "/apis/prsn.io/v1/namespaces/default/rediscaches?watch=true&resourceVersion=1");
-    let (kind, status) = old.next();
-    assert_eq!(kind, "ERROR");
-    assert_eq!((status["code"].as_i64(), status["reason"].as_str()), (Some(410), Some("Expired")));
+    let out = post(s, "/apis/prsn.io/v1/namespaces/default/rediscaches", &json!({"metadata": {"name": "c"}}));
+    assert_eq!(out.code, 201, "{}", out.body);
+    let (kind, obj) = old.next();
+    assert_eq!((kind.as_str(), &obj["metadata"]["name"]), ("ADDED", &json!("c")));
 }
 
 fn writes_follow_kubernetes_rules(backend: Backend) {
@@ -412,7 +413,7 @@ fn two_servers_on_one_etcd_see_each_other() {
 }
 
 #[test]
-fn an_expired_continue_token_is_a_410() {
+fn an_expired_continue_token_or_watch_is_a_410() {
     let r = common::start_with(Backend::Embedded, &["--etcd-compaction-interval", "1s"]);
     let s = &r.server;
     create_tpr(s, "mysql-db.prsn.io", &["v1"]);
@@ -434,6 +435,14 @@ fn an_expired_continue_token_is_a_410() {
         assert!(began.elapsed() < Duration::from_secs(10), "the token never expired");
         std::thread::sleep(Duration::from_millis(250));
     }
+    // Watching from a revision that is neither in a type's cache (which
+    // starts when its TPR is created) nor in the compacted store's history is
+    // a 410 inside the stream.
+    create_tpr(s, "redis-cache.prsn.io", &["v1"]);
+    let old = CurlWatch::open(s, "/apis/prsn.io/v1/namespaces/default/rediscaches?watch=true&resourceVersion=1");
+    let (kind, status) = old.next();
+    assert_eq!(kind, "ERROR", "{status}");
+    assert_eq!((status["code"].as_i64(), status["reason"].as_str()), (Some(410), Some("Expired")));
 }
 
 #[test]

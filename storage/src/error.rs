@@ -69,9 +69,14 @@ pub enum StorageError {
         /// The last revision the watcher received.
         last_revision: Revision,
     },
-    /// The store cannot be reached.
+    /// The store cannot be reached: the request certainly did not reach it
+    /// (nothing was applied), so a retry is safe.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A write reached the store but its answer was lost (the store was
+    /// killed, paused or partitioned): it may or may not have been applied.
+    #[error("the outcome of the request is unknown: {0}")]
+    Indeterminate(String),
     /// The store did not answer within the deadline.
     #[error("storage did not answer within {0:?}")]
     Timeout(Duration),
@@ -83,7 +88,7 @@ pub enum StorageError {
 impl StorageError {
     /// True for the errors that a retry later may cure.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StorageError::Unavailable(_) | StorageError::Timeout(_))
+        matches!(self, StorageError::Unavailable(_) | StorageError::Timeout(_) | StorageError::Indeterminate(_))
     }
 
     pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> Self {

@@ -4,6 +4,16 @@
 //! create revision with 0, conditional update and delete compare its mod
 //! revision; the else branch reads the key, so the loser of a race gets the
 //! current value back.
+//!
+//! Every member has a client of its own ([`members`]): a call goes to the
+//! member that answered last, and moves on to the next one when the request
+//! certainly never left (the connection could not be made) or etcd has no
+//! leader yet, until the call's deadline. Reads are retried on any transport
+//! error; a write whose request may have reached etcd is not, and its lost
+//! answer is [`StorageError::Indeterminate`]. So while a quorum is up, no
+//! request fails because one member is down.
+
+mod members;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,15 +21,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Certificate, Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
-    Identity, KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
+    Certificate, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::task::JoinSet;
 
-use crate::error::{with_deadline, Result, StorageError};
+use crate::error::{Result, StorageError};
 use crate::keys::{prefix_end, KeySpace};
 use crate::store::{Store, WatchSender, WatchStream};
 use crate::types::{Deleted, Event, KeyValue, RangeRequest, RangeResponse, Revision, WatchMessage};
+use members::{Call, Members};
 
 /// How to reach etcd.
 #[derive(Clone, Debug)]
@@ -60,10 +71,8 @@ impl Default for EtcdConfig {
 /// A [`Store`] on an etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
-    kv: KvClient,
-    watch: WatchClient,
+    members: std::sync::Arc<Members>,
     keys: KeySpace,
-    timeout: Duration,
     /// Whether etcd answers progress requests correctly (see [`Store::progress_on_request`]).
     reliable_progress: bool,
 }
@@ -74,12 +83,16 @@ const DELETE_PARALLELISM: usize = 32;
 const DELETE_PAGE: i64 = 1000;
 
 impl EtcdStore {
-    /// Connects to etcd. The connection is re-established by itself after
-    /// etcd restarts; calls made meanwhile fail with `Unavailable`.
+    /// Connects to etcd: a client per member, connected on first use, so
+    /// that the server starts while etcd is down (calls then fail with
+    /// `Unavailable` naming each member and why, until one answers). The
+    /// connections are re-established by themselves after members restart.
     pub async fn connect(cfg: &EtcdConfig) -> Result<Self> {
         let mut opts = ConnectOptions::new()
             .with_connect_timeout(cfg.dial_timeout)
-            .with_timeout(cfg.request_timeout)
+            // Our own deadline (in `Members::run`) comes first and says what
+            // an unanswered call means; this one only backs it up.
+            .with_timeout(cfg.request_timeout + Duration::from_secs(1))
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
             .with_keep_alive_while_idle(true);
         if cfg.ca_file.is_some() || cfg.cert_file.is_some() {
@@ -90,35 +103,89 @@ impl EtcdStore {
         if endpoints.is_empty() {
             return Err(StorageError::Unavailable("no etcd endpoints configured".into()));
         }
-        let client = with_deadline(cfg.dial_timeout + cfg.request_timeout, async {
-            Client::connect(&endpoints, Some(opts)).await.map_err(map_err)
-        })
-        .await?;
-        let mut maintenance = client.maintenance_client();
-        let status =
-            with_deadline(cfg.request_timeout, async move { maintenance.status().await.map_err(map_err) }).await?;
-        let reliable_progress = progress_requests_are_reliable(status.version());
-        if !reliable_progress {
+        let members =
+            std::sync::Arc::new(Members::new(endpoints, opts, cfg.request_timeout, cfg.max_message_size).await?);
+        let version = members
+            .run(Call::Read, |c| async move {
+                let mut m = c.maintenance;
+                m.status().await.map(|s| s.version().to_string())
+            })
+            .await;
+        let reliable_progress = match &version {
+            Ok(v) => progress_requests_are_reliable(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "etcd does not answer yet; starting anyway (progress from periodic notifications)");
+                false
+            }
+        };
+        if let (Ok(v), false) = (&version, reliable_progress) {
             tracing::info!(
-                version = status.version(),
+                version = v,
                 "etcd answers progress requests out of order before 3.4.31/3.5.13; using periodic progress notifications"
             );
         }
-        Ok(EtcdStore {
-            reliable_progress,
-            kv: client
-                .kv_client()
-                .max_decoding_message_size(cfg.max_message_size)
-                .max_encoding_message_size(cfg.max_message_size),
-            watch: client.watch_client().max_decoding_message_size(cfg.max_message_size),
-            keys: KeySpace::new(&cfg.prefix),
-            timeout: cfg.request_timeout,
-        })
+        Ok(EtcdStore { members, keys: KeySpace::new(&cfg.prefix), reliable_progress })
     }
 
     async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
-        let mut kv = self.kv.clone();
-        with_deadline(self.timeout, async move { kv.txn(txn).await.map_err(map_err) }).await
+        self.members
+            .run(Call::Write, move |c| {
+                let (mut kv, txn) = (c.kv, txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await
+    }
+
+    /// A transaction whose compare fails once it applied, sent again after a
+    /// lost answer; true when that happened (a failed compare may then be
+    /// the first attempt's doing: the caller looks at what the key holds).
+    async fn guarded_txn(&self, txn: Txn) -> Result<(etcd_client::TxnResponse, bool)> {
+        self.members
+            .run_guarded(move |c| {
+                let (mut kv, txn) = (c.kv, txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await
+    }
+
+    /// After a conditional delete of `key` at `expected` was sent again and
+    /// found the key gone: the delete that removed it, when it came right
+    /// after `expected` (so it was the lost attempt, or one just like it),
+    /// else `NotFound` (someone else changed it first: ours never applied).
+    async fn find_delete(&self, key: &str, expected: Revision) -> Result<Deleted> {
+        let unknown =
+            |why: String| StorageError::Indeterminate(format!("deleting {key:?}: an answer was lost and {why}"));
+        let opts = WatchOptions::new().with_start_revision(expected + 1).with_prev_key();
+        let k = key.to_string();
+        let mut stream = self
+            .members
+            .run(Call::Read, move |c| {
+                let (mut w, k, opts) = (c.watch, k.clone(), opts.clone());
+                async move { w.watch(k, Some(opts)).await }
+            })
+            .await?;
+        let first = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match stream.message().await {
+                    Ok(Some(resp)) if resp.canceled() => return Err(unknown("its history is compacted".into())),
+                    Ok(Some(resp)) => {
+                        if let Some(ev) = resp.events().first() {
+                            return convert_event(ev);
+                        }
+                    }
+                    Ok(None) => return Err(unknown("the watch of its history ended".into())),
+                    Err(e) => return Err(unknown(format!("its history could not be read: {e}"))),
+                }
+            }
+        })
+        .await
+        .map_err(|_| unknown("its history did not arrive in time".into()))??;
+        match first {
+            Event::Delete { revision, prev: Some(prev), .. } if prev.mod_revision == expected => {
+                Ok(Deleted { prev, revision })
+            }
+            _ => Err(StorageError::NotFound { key: key.to_string() }),
+        }
     }
 
     /// The conditional delete/update else-branch outcome: NotFound or Conflict.
@@ -158,28 +225,36 @@ fn tls_options(cfg: &EtcdConfig) -> Result<TlsOptions> {
     Ok(tls)
 }
 
-/// Maps an etcd-client error to the storage error a caller can act on.
-fn map_err(e: etcd_client::Error) -> StorageError {
-    use etcd_client::Error as E;
-    match e {
-        E::GRpcStatus(s) => match s.code() {
-            tonic_code::Unavailable | tonic_code::Cancelled | tonic_code::Unknown | tonic_code::Aborted => {
-                StorageError::Unavailable(s.message().to_string())
+impl EtcdStore {
+    /// Fails with `Compacted` when `revision` is no longer in etcd's history.
+    /// etcd reports a compacted watch start only later, inside the stream;
+    /// asking up front (a one-key read at that revision) lets a watch from a
+    /// compacted revision fail at creation, as it does on the embedded store.
+    /// A revision in the future is fine for a watch and passes.
+    async fn check_not_compacted(&self, prefix: &str, revision: Revision) -> Result<()> {
+        let opts =
+            GetOptions::new().with_range(prefix_end(prefix)).with_revision(revision).with_limit(1).with_keys_only();
+        let key = prefix.to_string();
+        let result = self
+            .members
+            .run(Call::Read, move |c| {
+                let (mut kv, key, opts) = (c.kv, key.clone(), opts.clone());
+                async move { kv.get(key, Some(opts)).await }
+            })
+            .await;
+        match result {
+            Err(e) if is_out_of_range(&e, "compacted") => {
+                Err(StorageError::Compacted { requested: revision, compacted: 0 })
             }
-            tonic_code::DeadlineExceeded => StorageError::Unavailable(format!("deadline exceeded: {}", s.message())),
-            _ => StorageError::Internal(format!("etcd: {:?}: {}", s.code(), s.message())),
-        },
-        E::TransportError(t) => StorageError::Unavailable(t.to_string()),
-        E::IoError(io) => StorageError::Unavailable(io.to_string()),
-        E::WatchError(w) => StorageError::Unavailable(w),
-        other => StorageError::Internal(other.to_string()),
+            Err(e) if is_out_of_range(&e, "future revision") => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+        }
     }
 }
 
-use tonic::Code as tonic_code;
-
-fn is_out_of_range(e: &etcd_client::Error, needle: &str) -> bool {
-    matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains(needle))
+fn is_out_of_range(e: &StorageError, needle: &str) -> bool {
+    matches!(e, StorageError::Internal(m) if m.contains(needle))
 }
 
 fn convert(kv: &etcd_client::KeyValue) -> Result<KeyValue> {
@@ -222,20 +297,27 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let mut kv = self.kv.clone();
         let root = self.keys.root().to_string();
-        let resp = with_deadline(self.timeout, async move {
-            kv.get(root, Some(GetOptions::new().with_count_only())).await.map_err(map_err)
-        })
-        .await?;
+        let resp = self
+            .members
+            .run(Call::Read, move |c| {
+                let (mut kv, root) = (c.kv, root.clone());
+                async move { kv.get(root, Some(GetOptions::new().with_count_only())).await }
+            })
+            .await?;
         Ok(header_revision(resp.header()))
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         self.keys.check_key(key)?;
-        let mut kv = self.kv.clone();
         let k = key.to_string();
-        let resp = with_deadline(self.timeout, async move { kv.get(k, None).await.map_err(map_err) }).await?;
+        let resp = self
+            .members
+            .run(Call::Read, move |c| {
+                let (mut kv, k) = (c.kv, k.clone());
+                async move { kv.get(k, None).await }
+            })
+            .await?;
         resp.kvs().first().map(convert).transpose()
     }
 
@@ -261,8 +343,13 @@ impl Store for EtcdStore {
             }
             opts = opts.with_revision(rev);
         }
-        let mut kv = self.kv.clone();
-        let result = with_deadline(self.timeout, async move { Ok(kv.get(start, Some(opts)).await) }).await?;
+        let result = self
+            .members
+            .run(Call::Read, move |c| {
+                let (mut kv, start, opts) = (c.kv, start.clone(), opts.clone());
+                async move { kv.get(start, Some(opts)).await }
+            })
+            .await;
         let resp = match result {
             Ok(r) => r,
             Err(e) if is_out_of_range(&e, "compacted") => {
@@ -273,7 +360,7 @@ impl Store for EtcdStore {
                 let current = self.current_revision().await?;
                 return Err(StorageError::FutureRevision { requested: req.revision.unwrap_or(0), current });
             }
-            Err(e) => return Err(map_err(e)),
+            Err(e) => return Err(e),
         };
         let kvs = resp.kvs().iter().map(convert).collect::<Result<Vec<_>>>()?;
         let remaining = (resp.count() as usize).saturating_sub(kvs.len());
@@ -287,9 +374,15 @@ impl Store for EtcdStore {
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value.to_vec(), None)])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.txn(txn).await?;
+        let (resp, retried) = self.guarded_txn(txn).await?;
         if !resp.succeeded() {
             return match first_get_kv(&resp) {
+                // The lost first attempt applied (a value is never written twice:
+                // it holds the object's uid and timestamps).
+                Some(current) if retried && current.value == value => Ok(current),
+                Some(_) if retried => Err(StorageError::Indeterminate(format!(
+                    "creating {key:?}: an answer was lost and the key now holds another value"
+                ))),
                 Some(current) => Err(StorageError::AlreadyExists { current: Box::new(current) }),
                 // The compare and the read are one transaction: the key must be there.
                 None => Err(StorageError::Internal(format!("etcd refused to create {key:?} but returned no value"))),
@@ -309,9 +402,21 @@ impl Store for EtcdStore {
             .when([cmp])
             .and_then([TxnOp::put(key, value.to_vec(), Some(PutOptions::new().with_prev_key()))])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.txn(txn).await?;
+        // Only a compare-and-swap is guarded: a plain put applies again.
+        let (resp, retried) = match expected {
+            Some(_) => self.guarded_txn(txn).await?,
+            None => (self.txn(txn).await?, false),
+        };
         if !resp.succeeded() {
-            return Err(Self::lost_race(key, expected.unwrap_or(0), &resp));
+            return match first_get_kv(&resp) {
+                Some(current) if retried && current.value == value && current.mod_revision > expected.unwrap_or(0) => {
+                    Ok(current)
+                }
+                _ if retried => Err(StorageError::Indeterminate(format!(
+                    "updating {key:?}: an answer was lost and the key has changed since"
+                ))),
+                _ => Err(Self::lost_race(key, expected.unwrap_or(0), &resp)),
+            };
         }
         let rev = header_revision(resp.header());
         let create_revision = prev_kv_of(&resp).map(|p| p.create_revision).unwrap_or(rev);
@@ -328,9 +433,15 @@ impl Store for EtcdStore {
             .when([cmp])
             .and_then([TxnOp::delete(key, Some(DeleteOptions::new().with_prev_key()))])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.txn(txn).await?;
+        let (resp, retried) = self.guarded_txn(txn).await?;
         if !resp.succeeded() {
-            return Err(Self::lost_race(key, expected.unwrap_or(0), &resp));
+            return match (retried, first_get_kv(&resp), expected) {
+                (false, _, _) => Err(Self::lost_race(key, expected.unwrap_or(0), &resp)),
+                (true, None, Some(expected)) => self.find_delete(key, expected).await,
+                (true, _, _) => Err(StorageError::Indeterminate(format!(
+                    "deleting {key:?}: an answer was lost and the key has changed since"
+                ))),
+            };
         }
         let revision = header_revision(resp.header());
         let prev = prev_kv_of(&resp).ok_or_else(|| StorageError::NotFound { key: key.to_string() })?;
@@ -376,25 +487,34 @@ impl Store for EtcdStore {
         if after < 0 {
             return Err(StorageError::invalid(prefix, format!("revision {after} is negative")));
         }
+        if after > 0 {
+            self.check_not_compacted(prefix, after + 1).await?;
+        }
         let mut opts = WatchOptions::new().with_prefix().with_start_revision(after + 1).with_prev_key();
         if !self.reliable_progress {
             opts = opts.with_progress_notify();
         }
-        let mut client = self.watch.clone();
         let key = prefix.to_string();
-        let stream =
-            with_deadline(self.timeout, async move { client.watch(key, Some(opts)).await.map_err(map_err) }).await?;
+        let stream = self
+            .members
+            .run(Call::Read, move |c| {
+                let (mut client, key, opts) = (c.watch, key.clone(), opts.clone());
+                async move { client.watch(key, Some(opts)).await }
+            })
+            .await?;
         let (sender, watch) = WatchStream::channel(64);
         tokio::spawn(pump_watch(stream, sender, after, self.reliable_progress));
         Ok(watch)
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        let mut kv = self.kv.clone();
-        let result = with_deadline(self.timeout, async move {
-            Ok(kv.compact(revision, Some(CompactionOptions::new().with_physical())).await)
-        })
-        .await?;
+        let result = self
+            .members
+            .run(Call::Read, move |c| {
+                let mut kv = c.kv;
+                async move { kv.compact(revision, Some(CompactionOptions::new().with_physical())).await }
+            })
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_out_of_range(&e, "compacted") => {
@@ -404,7 +524,7 @@ impl Store for EtcdStore {
                 let current = self.current_revision().await?;
                 Err(StorageError::FutureRevision { requested: revision, current })
             }
-            Err(e) => Err(map_err(e)),
+            Err(e) => Err(e),
         }
     }
 }
@@ -430,7 +550,7 @@ async fn pump_watch(mut stream: etcd_client::WatchStream, sender: WatchSender, a
             _ = sender.tx.closed() => return,
             _ = sender.progress.notified(), if answer_progress => {
                 if let Err(e) = stream.request_progress().await {
-                    let _ = sender.tx.send(Err(map_err(e))).await;
+                    let _ = sender.tx.send(Err(members::classify(e, Call::Read))).await;
                     return;
                 }
                 continue;
@@ -453,7 +573,7 @@ async fn pump_watch(mut stream: etcd_client::WatchStream, sender: WatchSender, a
                 resp.events().iter().map(convert_event).collect::<Result<Vec<_>>>().map(WatchMessage::Events)
             }
             Ok(None) => Err(StorageError::Unavailable("etcd closed the watch stream".into())),
-            Err(e) => Err(map_err(e)),
+            Err(e) => Err(members::classify(e, Call::Read)),
         };
         let failed = out.is_err();
         if sender.tx.send(out).await.is_err() || failed {

@@ -93,6 +93,21 @@ impl WatchStream {
         self.rx.recv().await
     }
 
+    /// Polls for the next message; `Ready(None)` when the watch has ended.
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Result<WatchMessage>>> {
+        self.rx.poll_recv(cx)
+    }
+
+    /// The next message if one is ready now.
+    pub fn try_recv(&mut self) -> Option<Result<WatchMessage>> {
+        self.rx.try_recv().ok()
+    }
+
+    /// True when a message is ready now.
+    pub fn has_ready(&self) -> bool {
+        !self.rx.is_empty()
+    }
+
     /// Asks the backend for a [`WatchMessage::Progress`] as soon as the watch
     /// has delivered everything up to the current revision.
     pub fn request_progress(&self) {

@@ -78,7 +78,7 @@ async fn consistent_list_sees_every_acknowledged_write(b: Backend) {
     assert_eq!(now, None);
 }
 
-async fn watchers_resume_from_the_window_or_get_too_old(b: Backend) {
+async fn watchers_resume_from_the_window_or_the_store_or_get_compacted(b: Backend) {
     let h = harness(b).await;
     let s = &h.store;
     let config = CacheConfig { window: 10, ..CacheConfig::default() };
@@ -102,9 +102,22 @@ async fn watchers_resume_from_the_window_or_get_too_old(b: Backend) {
         s.create(&format!("/registry/g/r/ns/k{i}"), val("v")).await.unwrap();
     }
     cache.list(&list_all("/registry/g/r/", ReadRevision::Consistent)).await.unwrap();
+    // Older than the window: served from the store's history, in order, the
+    // same events the cache would have sent.
+    let mut old = cache.watch(&watch_after("/registry/g/r/", a.mod_revision)).await.unwrap();
+    let m = next_event(&mut old).await;
+    assert_eq!((m.kind, m.revision, m.prev.as_deref()), (EventKind::Modified, a2.mod_revision, Some(&a)));
+    let gone = next_event(&mut old).await;
+    assert_eq!((gone.kind, gone.revision, gone.object.value.clone()), (EventKind::Deleted, d.revision, val("2")));
+    for i in 0..12 {
+        let e = next_event(&mut old).await;
+        assert_eq!((e.kind, e.object.key.clone()), (EventKind::Added, format!("/registry/g/r/ns/k{i}")));
+    }
+    // Once the store compacted that history: Compacted (a 410 to clients).
+    s.compact(d.revision).await.unwrap();
     match cache.watch(&watch_after("/registry/g/r/", a.mod_revision)).await {
-        Err(StorageError::TooOld { requested, .. }) => assert_eq!(requested, a.mod_revision),
-        other => panic!("expected TooOld, got {:?}", other.map(|_| ())),
+        Err(StorageError::Compacted { .. }) => {}
+        other => panic!("expected Compacted, got {:?}", other.map(|_| ())),
     }
     // Initial state: one ADDED per current key, then live events.
     let mut init = cache
@@ -132,16 +145,26 @@ async fn a_stalled_watcher_is_cut_off_and_others_continue(b: Backend) {
     let start = cache.list(&list_all("/registry/g/r/", ReadRevision::Consistent)).await.unwrap().revision;
     let mut stalled = cache.watch(&watch_after("/registry/g/r/", start)).await.unwrap();
     let mut reader = cache.watch(&watch_after("/registry/g/r/", start)).await.unwrap();
+    // The reader reports each revision it sees; the writer lets it catch up
+    // every few writes, so only the stalled watcher can overflow (on a busy
+    // machine a reader task may otherwise not run for a while).
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     let reading = tokio::spawn(async move {
         let mut revs = Vec::new();
         while revs.len() < 100 {
-            revs.push(next_event(&mut reader).await.revision);
+            let r = next_event(&mut reader).await.revision;
+            revs.push(r);
+            let _ = seen_tx.send(r);
         }
         revs
     });
     let mut written = Vec::new();
     for i in 0..100 {
-        written.push(s.create(&format!("/registry/g/r/ns/k{i}"), val("v")).await.unwrap().mod_revision);
+        let r = s.create(&format!("/registry/g/r/ns/k{i}"), val("v")).await.unwrap().mod_revision;
+        written.push(r);
+        if i % 8 == 7 {
+            while seen.recv().await.is_some_and(|got| got < r) {}
+        }
     }
     assert_eq!(reading.await.unwrap(), written, "the reading watcher gets every event");
     let mut got = 0;
@@ -184,7 +207,7 @@ async fn quiet_watchers_get_bookmarks(b: Backend) {
 
 contract_tests!(
     consistent_list_sees_every_acknowledged_write,
-    watchers_resume_from_the_window_or_get_too_old,
+    watchers_resume_from_the_window_or_the_store_or_get_compacted,
     a_stalled_watcher_is_cut_off_and_others_continue,
     quiet_watchers_get_bookmarks,
 );

@@ -229,8 +229,8 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &State) -> Response<
 const APISERVICES: &str = "/apis/apiregistration.k8s.io/v1/apiservices";
 
 /// The groups a deployment of tpr-apiserver uses (legacy discovery).
-const GROUPS: [(&str, &str); 3] =
-    [("apps", "v1"), ("rbac.authorization.k8s.io", "v1"), ("apiregistration.k8s.io", "v1")];
+const GROUPS: [(&str, &str); 4] =
+    [("apps", "v1"), ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("apiregistration.k8s.io", "v1")];
 
 fn discovery_groups() -> Value {
     let groups: Vec<Value> = GROUPS
@@ -265,6 +265,9 @@ fn discovery_resources(path: &str) -> Option<Value> {
                 r("statefulsets", "statefulset", "StatefulSet", true),
             ],
         ),
+        "/apis/policy/v1" => {
+            ("policy/v1", vec![r("poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true)])
+        }
         "/apis/rbac.authorization.k8s.io/v1" => (
             "rbac.authorization.k8s.io/v1",
             vec![

@@ -42,6 +42,11 @@ impl Server {
     /// port) and waits for the ready line.
     /// `args` should name a `--data-dir` (its CA and admin token are used by [`Server::curl`]).
     pub fn start(binary: &Path, args: &[&str]) -> io::Result<Server> {
+        Self::start_env(binary, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> io::Result<Server> {
         let data_dir = args
             .iter()
             .position(|a| *a == "--data-dir")
@@ -53,6 +58,7 @@ impl Server {
             .args(args)
             .args(port)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -151,6 +157,29 @@ impl Server {
     /// Log lines printed since the ready line (non-blocking).
     pub fn log_lines(&self) -> Vec<String> {
         self.log.lock().map(|l| l.try_iter().collect()).unwrap_or_default()
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and returns at once (see [`Server::wait`]).
+    pub fn signal_term(&self) -> io::Result<()> {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().map(drop)
+    }
+
+    /// Waits up to `limit` for the server to exit.
+    pub fn wait(mut self, limit: Duration) -> io::Result<ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(io::Error::new(io::ErrorKind::TimedOut, format!("the server did not exit within {limit:?}")))
     }
 
     /// Sends SIGTERM and waits for the exit status.

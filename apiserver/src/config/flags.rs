@@ -98,7 +98,8 @@ pub struct Flags {
     /// How often to compact store history, e.g. `5m`, `30s`; `0` disables.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: std::time::Duration,
-    /// A request's body must arrive within this of its start, e.g. `60s` (else 408).
+    /// A request that is not a watch is answered within this (504 after); its
+    /// body must arrive within it (408).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: std::time::Duration,
     /// The TLS handshake and the first request's headers (HTTP/1.1: each
@@ -108,6 +109,16 @@ pub struct Flags {
     /// A connection with no request in flight for this long is closed.
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     pub idle_connection_timeout: std::time::Duration,
+    /// Most requests in flight that change nothing (watches aside); more get 429. 0: no limit.
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: usize,
+    /// Most writes in flight; more get 429. 0: no limit.
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
+    /// On SIGTERM, keep serving (with /readyz failing) this long before
+    /// stopping, so that load balancers stop sending first.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay_duration: std::time::Duration,
     /// Most watches open at once; more get 429 TooManyRequests.
     #[arg(long, default_value_t = 50_000)]
     pub max_watches: usize,

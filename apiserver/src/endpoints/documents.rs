@@ -17,16 +17,41 @@ use discovery::{documents, openapi};
 
 type Response = http::Response<Body>;
 
+/// How long `/readyz` waits for the store.
+const READYZ_STORAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Health and `/version` (kube's `system:public-info-viewer`).
 pub async fn public(app: &App, path: &str) -> Response {
     match path {
-        "/readyz" => match app.store.current_revision().await {
-            Ok(_) => respond::text(StatusCode::OK, "ok"),
-            Err(e) => respond::text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("[-]storage failed: {e}\nreadyz check failed\n"),
-            ),
-        },
+        "/readyz" => {
+            // Bounded like kube's etcd readiness check: a hung store fails the probe.
+            let store = match tokio::time::timeout(READYZ_STORAGE_TIMEOUT, app.store.current_revision()).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {READYZ_STORAGE_TIMEOUT:?}")),
+            };
+            let loaded = app.controller.is_synced();
+            let draining = *app.draining.borrow();
+            match (store, loaded, draining) {
+                (Ok(_), true, false) => respond::text(StatusCode::OK, "ok"),
+                (store, loaded, draining) => {
+                    let mut report = String::new();
+                    match store {
+                        Ok(_) => report.push_str("[+]storage ok\n"),
+                        Err(e) => report.push_str(&format!("[-]storage failed: {e}\n")),
+                    }
+                    report.push_str(if loaded {
+                        "[+]thirdpartyresources loaded\n"
+                    } else {
+                        "[-]thirdpartyresources not loaded yet\n"
+                    });
+                    if draining {
+                        report.push_str("[-]shutting down\n");
+                    }
+                    report.push_str("readyz check failed\n");
+                    respond::text(StatusCode::INTERNAL_SERVER_ERROR, report)
+                }
+            }
+        }
         "/version" | "/version/" => respond::json(StatusCode::OK, &documents::version()),
         _ => respond::text(StatusCode::OK, "ok"),
     }

@@ -83,6 +83,9 @@ impl Service<Request> for Router {
 /// before the client sees the answer.
 async fn route(app: &App, req: Request) -> Response {
     let Some(ctx) = context(&req) else { return respond::error(&ApiError::internal("no request context")) };
+    if app.panic_path.as_deref() == Some(ctx.info.path.as_str()) {
+        panic!("the test panic path {} was asked for", ctx.info.path);
+    }
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
     let answer = match &ctx.info.route {
@@ -93,6 +96,10 @@ async fn route(app: &App, req: Request) -> Response {
         Route::GroupVersion { group, version, types } => documents::group_version(&parts, group, version, types),
         Route::Resource(r) => resources::serve(app, &parts, &mut body, r, ctx.user()).await,
         Route::MethodNotAllowed => Err(ApiError::method_not_allowed(&parts.method, parts.uri.path())),
+        // Not loaded yet (the store did not answer at start): not "not found".
+        Route::NotFound if !app.controller.is_synced() && parts.uri.path().starts_with("/apis/") => {
+            Err(ApiError::unavailable("the server is loading the stored ThirdPartyResources; retry").retry_after(1))
+        }
         Route::NotFound => Err(ApiError::no_route(parts.uri.path())),
     };
     if let Some(unread) = body {

@@ -6,21 +6,28 @@
 //!    ([`crate::endpoints::routing::RequestInfo`]); answers carry `Audit-Id`.
 //! 2. [`metrics::MetricsFilter`]: counts and times every answer.
 //! 3. [`audit::AuditFilter`]: one audit line per request (and the debug log line).
-//! 4. [`authentication::AuthenticationFilter`]: who sent it, or 401 (public paths pass).
-//! 5. [`negotiation::NegotiationFilter`]: the `Accept` header must allow JSON, or 406.
-//! 6. [`authorization::AuthorizationFilter`]: the user may do it, or 403.
-//! 7. [`crate::endpoints::Router`]: the endpoints.
+//! 4. [`recovery::RecoveryFilter`]: a handler that panics answers 500; its connection carries on.
+//! 5. [`timeout::TimeoutFilter`]: what is not a watch is answered within `--request-timeout` (504).
+//! 6. [`authentication::AuthenticationFilter`]: who sent it, or 401 (public paths pass).
+//! 7. [`inflight::InFlightFilter`]: at most `--max-requests-inflight` reads and
+//!    `--max-mutating-requests-inflight` writes in flight, else 429.
+//! 8. [`negotiation::NegotiationFilter`]: the `Accept` header must allow JSON, or 406.
+//! 9. [`authorization::AuthorizationFilter`]: the user may do it, or 403.
+//! 10. [`crate::endpoints::Router`]: the endpoints.
 //!
 //! Each filter is infallible: it answers every request, passing it on or
-//! answering itself (a `Status`). A new concern (in-flight limits, a request
-//! timeout, panic recovery) is one more [`Filter`] in [`corridor`].
+//! answering itself (a `Status`). A new concern is one more [`Filter`] in
+//! [`corridor`].
 
 pub mod audit;
 pub mod authentication;
 pub mod authorization;
 pub mod context;
+pub mod inflight;
 pub mod metrics;
 pub mod negotiation;
+pub mod recovery;
+pub mod timeout;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -123,20 +130,25 @@ impl<F: Filter, S: Layered> Layered for Filtered<F, S> {
     }
 }
 
+/// `Filtered<A, Filtered<B, ...>>` of filters `A, B, ...` in front of `S`.
+macro_rules! stack {
+    ($service:ty) => { $service };
+    ($filter:ty, $($rest:ty),+) => { Filtered<$filter, stack!($($rest),+)> };
+}
+
 /// The corridor's concrete type.
-pub type Corridor = Filtered<
+pub type Corridor = stack!(
     context::RequestInfoFilter,
-    Filtered<
-        metrics::MetricsFilter,
-        Filtered<
-            audit::AuditFilter,
-            Filtered<
-                authentication::AuthenticationFilter,
-                Filtered<negotiation::NegotiationFilter, Filtered<authorization::AuthorizationFilter, Router>>,
-            >,
-        >,
-    >,
->;
+    metrics::MetricsFilter,
+    audit::AuditFilter,
+    recovery::RecoveryFilter,
+    timeout::TimeoutFilter,
+    authentication::AuthenticationFilter,
+    inflight::InFlightFilter,
+    negotiation::NegotiationFilter,
+    authorization::AuthorizationFilter,
+    Router
+);
 
 /// The filters in order, in front of the endpoints.
 pub fn corridor(app: Arc<App>) -> Corridor {
@@ -144,7 +156,10 @@ pub fn corridor(app: Arc<App>) -> Corridor {
         .layer(FilterLayer::new(context::RequestInfoFilter { served: app.served.clone() }))
         .layer(FilterLayer::new(metrics::MetricsFilter { app: app.clone() }))
         .layer(FilterLayer::new(audit::AuditFilter { app: app.clone() }))
+        .layer(FilterLayer::new(recovery::RecoveryFilter))
+        .layer(FilterLayer::new(timeout::TimeoutFilter { app: app.clone() }))
         .layer(FilterLayer::new(authentication::AuthenticationFilter { app: app.clone() }))
+        .layer(FilterLayer::new(inflight::InFlightFilter { app: app.clone() }))
         .layer(FilterLayer::new(negotiation::NegotiationFilter))
         .layer(FilterLayer::new(authorization::AuthorizationFilter { app: app.clone() }))
         .service(Router::new(app))
@@ -181,6 +196,10 @@ mod tests {
             metrics: Default::default(),
             audit: None,
             token_reviewer: None,
+            draining: tokio::sync::watch::channel(false).1,
+            inflight: Arc::new(crate::app::InFlight::new(1, 1)),
+            request_timeout: std::time::Duration::from_millis(200),
+            panic_path: Some("/panic".into()),
         })
     }
 
@@ -190,7 +209,18 @@ mod tests {
         let stack = corridor(app(dir.path()));
         assert_eq!(
             stack.layers(),
-            ["request-info", "metrics", "audit", "authentication", "negotiation", "authorization", "router"]
+            [
+                "request-info",
+                "metrics",
+                "audit",
+                "recovery",
+                "timeout",
+                "authentication",
+                "inflight",
+                "negotiation",
+                "authorization",
+                "router"
+            ]
         );
     }
 }

@@ -22,7 +22,6 @@ use super::batched_io::{batched, drive};
 use super::client_auth::RefusalLog;
 use super::tls::PeerClassifier;
 use super::Timeouts;
-use crate::app::App;
 use crate::endpoints::request::Deadline;
 use crate::endpoints::respond::Body;
 use crate::filters::Corridor;
@@ -35,9 +34,11 @@ pub(super) struct Shared {
     pub(super) peers: Arc<PeerClassifier>,
     /// The filters and the endpoints (see [`crate::filters`]).
     pub(super) corridor: Corridor,
-    pub(super) app: Arc<App>,
     pub(super) timeouts: Timeouts,
     pub(super) refusals: RefusalLog,
+    /// Set when the server stops accepting: each connection takes no new
+    /// requests (HTTP/2 GOAWAY, no HTTP/1.1 keep-alive) and finishes its own.
+    pub(super) closing: watch::Receiver<bool>,
 }
 
 pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, _alive: watch::Receiver<()>) {
@@ -64,7 +65,7 @@ pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStrea
         })
     };
     let (io, io_handle) = batched(tls);
-    let stop = shared.app.shutdown.clone();
+    let stop = shared.closing.clone();
     let result = if h2 {
         let conn = shared.h2.serve_connection(TokioIo::new(io), service);
         drive(bounded(conn, activity, stop, timeouts), io_handle).await

@@ -58,7 +58,19 @@ impl Default for Timeouts {
     }
 }
 
-/// Serves HTTPS until `shutdown` resolves.
+/// How the server stops once the shutdown future resolves.
+pub struct Stopping {
+    /// Flipped when watches are to end (the last step before connections close).
+    pub end_watches: watch::Sender<bool>,
+}
+
+/// Serves HTTPS until `shutdown` resolves, then stops in kube-apiserver's
+/// order: stop accepting connections, and new requests on open ones; let
+/// the requests in flight finish
+/// (within `--request-timeout`); let their events reach the open watches
+/// (every served type's cache catches up with the store); end the watches;
+/// close the connections. (`/readyz` fails from the moment `shutdown` begins,
+/// see `--shutdown-delay-duration`.)
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -66,6 +78,7 @@ pub async fn serve(
     app: Arc<App>,
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()>,
+    stopping: Stopping,
 ) -> std::io::Result<()> {
     let mut h1 = hyper::server::conn::http1::Builder::new();
     h1.timer(TokioTimer::new()).header_read_timeout(timeouts.header).max_buf_size(MAX_HEADER_BYTES.max(8192));
@@ -75,15 +88,16 @@ pub async fn serve(
         .max_concurrent_streams(1000)
         .keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    let (closing_tx, closing_rx) = watch::channel(false);
     let shared = Arc::new(connection::Shared {
         acceptor: TlsAcceptor::from(tls),
         h1,
         h2,
         peers,
         corridor: corridor(app.clone()),
-        app,
         timeouts,
         refusals: RefusalLog::default(),
+        closing: closing_rx,
     });
     // Each connection holds a receiver: `closed()` tells when all are gone.
     let (connections, _) = watch::channel(());
@@ -109,10 +123,41 @@ pub async fn serve(
         tokio::spawn(connection::connection(shared.clone(), stream, connections.subscribe()));
     }
     drop(listener);
+    let _ = closing_tx.send(true);
+    let began = Instant::now();
+    while app.inflight.total() > 0 && began.elapsed() < timeouts.request {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let caught_up = tokio::time::timeout(CATCH_UP_TIMEOUT, catch_up(&app)).await.is_ok();
+    tracing::info!(
+        in_flight = app.inflight.total(),
+        caught_up,
+        "requests in flight finished in {:?}; ending watches",
+        began.elapsed()
+    );
+    let _ = stopping.end_watches.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, connections.closed()).await.is_err() {
-        tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+        tracing::warn!("connections did not close within {DRAIN_TIMEOUT:?}");
     }
     Ok(())
+}
+
+/// Longest wait for the watch caches to deliver the last writes at shutdown.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits until every served type's cache has seen the store's current
+/// revision, so that open watches get every write answered before them.
+async fn catch_up(app: &App) {
+    let Ok(revision) = app.store.current_revision().await else { return };
+    for t in app.served.all() {
+        let opts = storage::ListOptions {
+            prefix: t.key_prefix.clone(),
+            start: None,
+            limit: 1,
+            revision: storage::ReadRevision::NotOlderThan(revision),
+        };
+        let _ = t.cache.list(&opts).await;
+    }
 }
 
 /// Failed accepts (EMFILE, ENFILE, ENOBUFS...): wait before the next, longer

@@ -68,6 +68,11 @@ impl Controller {
         }))
     }
 
+    /// True once every TPR stored at start-up is served.
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
     /// Waits until every TPR stored at start-up is served.
     pub async fn wait_synced(&self) {
         let mut rx = self.synced.subscribe();

@@ -155,6 +155,126 @@ async fn get_rate(target: &Arc<Target>, query: &'static str) -> f64 {
     .await
 }
 
+/// What closed-loop clients saw: latencies (µs) of admitted (201) and
+/// refused (429) creates, and other answers.
+#[derive(Default)]
+struct Closed {
+    admitted: Vec<u32>,
+    refused: Vec<u32>,
+    other: u64,
+    secs: f64,
+}
+
+impl Closed {
+    fn p(v: &mut [u32], pct: usize) -> f64 {
+        v.sort_unstable();
+        v.get(v.len().saturating_sub(1) * pct / 100).copied().unwrap_or(0) as f64 / 1000.0
+    }
+}
+
+/// `n` clients over 4 HTTP/2 connections, each creating objects back to back
+/// for [`seconds`] (a refused create is sent again at once: the harshest
+/// client, one that ignores Retry-After).
+async fn closed_loop(target: &Arc<Target>, n: usize, tag: &str) -> Closed {
+    let conns = 4.min(n);
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        clients.push(target.connect().await);
+    }
+    let start = Instant::now();
+    let until = start + seconds();
+    let mut tasks = Vec::new();
+    for c in 0..n {
+        let (mut client, target, tag) = (clients[c % conns].clone(), target.clone(), tag.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Closed::default();
+            let mut i = 0u64;
+            while Instant::now() < until {
+                i += 1;
+                let body = format!("{{\"metadata\":{{\"name\":\"{tag}-{c}-{i}\"}},\"size\":\"small\"}}");
+                let req = target.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body));
+                let t0 = Instant::now();
+                let (code, _) = call(&mut client, req).await;
+                let us = t0.elapsed().as_micros() as u32;
+                match code {
+                    201 => out.admitted.push(us),
+                    429 => out.refused.push(us),
+                    _ => out.other += 1,
+                }
+            }
+            out
+        }));
+    }
+    let mut all = Closed::default();
+    for t in tasks {
+        if let Ok(out) = t.await {
+            all.admitted.extend(out.admitted);
+            all.refused.extend(out.refused);
+            all.other += out.other;
+        }
+    }
+    all.secs = start.elapsed().as_secs_f64();
+    all
+}
+
+/// Finds the load that saturates creates (the fewest clients reaching 90%
+/// of the best rate, on a server without limits), then runs 4x as many
+/// clients against a server whose `--max-mutating-requests-inflight` is that
+/// many: admitted creates keep their latency, the rest get 429 at once.
+/// Clients authenticate as a user outside system:masters (which is exempt).
+async fn overload(bin: &std::path::Path, etcd: &testkit::Etcd) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "bench-user-token,bench-user,1000,\"bench\"\n").expect("token file");
+    let data = dir.path().join("data");
+    let start = |limit: usize| {
+        let limit = limit.to_string();
+        let args = [
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--token-auth-file",
+            tokens.to_str().expect("utf-8"),
+            "--max-mutating-requests-inflight",
+            &limit,
+        ];
+        let server = testkit::Server::start(bin, &args).expect("start tpr-apiserver");
+        let mut target = Arc::into_inner(target_of(&server, &data)).expect("target");
+        target.token = "bench-user-token".into();
+        (server, Arc::new(target))
+    };
+    let (server, target) = start(0);
+    let mut rates = Vec::new();
+    for n in [1usize, 2, 4, 8, 16, 32, 64] {
+        let mut out = closed_loop(&target, n, &format!("sat{n}")).await;
+        let rate = out.admitted.len() as f64 / out.secs;
+        let p99 = Closed::p(&mut out.admitted, 99);
+        println!("overload: {n:>2} clients, no limit: {rate:.0} creates/s, p99 {p99:.2} ms");
+        rates.push((n, rate, p99));
+    }
+    let best = rates.iter().map(|r| r.1).fold(0.0, f64::max);
+    let (saturating, _, _) = *rates.iter().find(|r| r.1 >= 0.9 * best).expect("a rate");
+    let unloaded_p99 = rates[0].2;
+    let _ = server.terminate();
+    let (server, target) = start(saturating);
+    let clients = 4 * saturating;
+    let mut out = closed_loop(&target, clients, "over").await;
+    let _ = server.terminate();
+    let rate = out.admitted.len() as f64 / out.secs;
+    let refused = out.refused.len();
+    let (p50, p99) = (Closed::p(&mut out.admitted, 50), Closed::p(&mut out.admitted, 99));
+    let (r50, r99) = (Closed::p(&mut out.refused, 50), Closed::p(&mut out.refused, 99));
+    println!(
+        "overload: saturating load {saturating} clients ({best:.0} creates/s at best); unloaded p99 {unloaded_p99:.2} ms (1 client)"
+    );
+    println!(
+        "overload: {clients} clients (4x) with --max-mutating-requests-inflight={saturating}: admitted {rate:.0}/s, p50 {p50:.2} ms, p99 {p99:.2} ms ({:.2}x the unloaded p99); {refused} refused with 429, p50 {r50:.2} ms, p99 {r99:.2} ms; {} other answers",
+        p99 / unloaded_p99.max(0.001),
+        out.other
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let etcd = testkit::Etcd::start().expect("start etcd (install etcd-server)");
@@ -174,8 +294,8 @@ async fn main() {
     let mut admin = target.connect().await;
     create_tpr(&mut admin, &target, "mysql-db.prsn.io").await;
 
-    // BENCH_PHASES picks phases (default all): creates,get,tpr,watch.
-    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "creates,get,tpr,watch".into());
+    // BENCH_PHASES picks phases (default all): creates,get,tpr,overload,watch.
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "creates,get,tpr,overload,watch".into());
     let run = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
 
     // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
@@ -259,7 +379,12 @@ async fn main() {
         println!("new TPR -> first create: median {:?}, max {:?} (20 TPRs)", lat[10], lat[19]);
     }
 
-    // 4. Watchers.
+    // 4. Overload: in-flight limits at 4x the saturating load.
+    if run("overload") {
+        overload(&bin, &etcd).await;
+    }
+
+    // 5. Watchers.
     if !run("watch") {
         return;
     }

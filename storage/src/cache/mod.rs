@@ -318,7 +318,9 @@ impl WatchCache {
         Ok(page.items.into_iter().find(|kv| kv.key == key))
     }
 
-    /// Registers a watcher. `TooOld` when `After(r)` is older than the window.
+    /// Registers a watcher. `After(r)` older than the window is served from
+    /// the store's history (a watch of the store's own) while the store still
+    /// holds it (after a restart, or on another replica), else `Compacted`.
     pub async fn watch(&self, req: &WatchRequest) -> Result<CacheWatcher> {
         self.check_prefix(&req.prefix)?;
         match req.start {
@@ -326,8 +328,16 @@ impl WatchCache {
             _ => self.fresh(0).await?,
         }
         let registered = self.inner.write().register(&req.prefix, req.start, self.inner.config.watcher_buffer);
-        let (id, start_revision, pending, mailbox, cut) = registered?;
-        Ok(CacheWatcher::new(Arc::downgrade(&self.inner), id, start_revision, pending, mailbox, cut))
+        match (registered, req.start) {
+            (Ok((id, start_revision, pending, mailbox, cut)), _) => {
+                Ok(CacheWatcher::new(Arc::downgrade(&self.inner), id, start_revision, pending, mailbox, cut))
+            }
+            (Err(StorageError::TooOld { .. }), WatchStart::After(after)) => {
+                let stream = self.inner.store.watch(&req.prefix, after).await?;
+                Ok(CacheWatcher::from_store(stream, after))
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 }
 
