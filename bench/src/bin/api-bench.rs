@@ -173,8 +173,8 @@ impl Closed {
 }
 
 /// `n` clients over 4 HTTP/2 connections, each creating objects back to back
-/// for [`seconds`] (a refused create is sent again at once: the harshest
-/// client, one that ignores Retry-After).
+/// for [`seconds`]; a refused client waits the server's `Retry-After` (1 s)
+/// before its next create, as client-go does.
 async fn closed_loop(target: &Arc<Target>, n: usize, tag: &str) -> Closed {
     let conns = 4.min(n);
     let mut clients = Vec::new();
@@ -198,7 +198,10 @@ async fn closed_loop(target: &Arc<Target>, n: usize, tag: &str) -> Closed {
                 let us = t0.elapsed().as_micros() as u32;
                 match code {
                     201 => out.admitted.push(us),
-                    429 => out.refused.push(us),
+                    429 => {
+                        out.refused.push(us);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                     _ => out.other += 1,
                 }
             }
@@ -217,11 +220,52 @@ async fn closed_loop(target: &Arc<Target>, n: usize, tag: &str) -> Closed {
     all
 }
 
-/// Finds the load that saturates creates (the fewest clients reaching 90%
-/// of the best rate, on a server without limits), then runs 4x as many
-/// clients against a server whose `--max-mutating-requests-inflight` is that
-/// many: admitted creates keep their latency, the rest get 429 at once.
-/// Clients authenticate as a user outside system:masters (which is exempt).
+/// Creates sent at `rate` per second for [`seconds`] whatever the answers
+/// (open loop: arrivals do not wait for answers, as many independent
+/// clients), over 8 HTTP/2 connections.
+async fn open_loop(target: &Arc<Target>, rate: f64, tag: &str) -> Closed {
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(target.connect().await);
+    }
+    let results = Arc::new(std::sync::Mutex::new(Closed::default()));
+    let start = Instant::now();
+    let total = (rate * seconds().as_secs_f64()) as u64;
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let (mut client, target, results) = (clients[i as usize % 8].clone(), target.clone(), results.clone());
+        let body = format!("{{\"metadata\":{{\"name\":\"{tag}-{i}\"}},\"size\":\"small\"}}");
+        tasks.push(tokio::spawn(async move {
+            let req = target.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body));
+            let t0 = Instant::now();
+            let (code, _) = call(&mut client, req).await;
+            let us = t0.elapsed().as_micros() as u32;
+            if let Ok(mut r) = results.lock() {
+                match code {
+                    201 => r.admitted.push(us),
+                    429 => r.refused.push(us),
+                    _ => r.other += 1,
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut out = std::mem::take(&mut *results.lock().expect("results"));
+    out.secs = start.elapsed().as_secs_f64();
+    out
+}
+
+/// Overload: finds the load that saturates creates on a server without
+/// limits (the fewest closed-loop clients reaching 90% of the best rate),
+/// then offers 4x that rate (open loop) to a server whose
+/// `--max-mutating-requests-inflight` is that many clients
+/// (`OVERLOAD_LIMIT` overrides it), and to the server without limits for
+/// comparison. Clients authenticate as a user outside system:masters (which
+/// is exempt from the limits).
 async fn overload(bin: &std::path::Path, etcd: &testkit::Etcd) {
     let dir = tempfile::tempdir().expect("tempdir");
     let tokens = dir.path().join("tokens.csv");
@@ -254,25 +298,50 @@ async fn overload(bin: &std::path::Path, etcd: &testkit::Etcd) {
         rates.push((n, rate, p99));
     }
     let best = rates.iter().map(|r| r.1).fold(0.0, f64::max);
-    let (saturating, _, _) = *rates.iter().find(|r| r.1 >= 0.9 * best).expect("a rate");
-    let unloaded_p99 = rates[0].2;
+    let &(knee, saturating_rate, saturated_p99) = rates.iter().find(|r| r.1 >= 0.9 * best).expect("a rate");
+    let limit = std::env::var("OVERLOAD_LIMIT").ok().and_then(|l| l.parse().ok()).unwrap_or(knee);
+    println!(
+        "overload: saturating load {knee} clients, {saturating_rate:.0} creates/s, p99 {saturated_p99:.2} ms; 1 client p99 {:.2} ms",
+        rates[0].2
+    );
+    let offered = 4.0 * saturating_rate;
+    let report = |what: &str, out: &mut Closed| {
+        let admitted = out.admitted.len() as f64 / out.secs;
+        let (p50, p99) = (Closed::p(&mut out.admitted, 50), Closed::p(&mut out.admitted, 99));
+        let (r50, r99) = (Closed::p(&mut out.refused, 50), Closed::p(&mut out.refused, 99));
+        println!(
+            "overload: {offered:.0} creates/s offered (4x) {what}: admitted {admitted:.0}/s, p50 {p50:.2} ms, p99 {p99:.2} ms ({:.2}x the saturated p99); {} refused with 429, p50 {r50:.2} ms, p99 {r99:.2} ms; {} other answers",
+            p99 / saturated_p99.max(0.001),
+            out.refused.len(),
+            out.other
+        );
+    };
+    let mut out = open_loop(&target, offered, "unlimited").await;
+    report("without a limit", &mut out);
     let _ = server.terminate();
-    let (server, target) = start(saturating);
-    let clients = 4 * saturating;
-    let mut out = closed_loop(&target, clients, "over").await;
-    let _ = server.terminate();
-    let rate = out.admitted.len() as f64 / out.secs;
-    let refused = out.refused.len();
+    let (server, target) = start(limit);
+    let cpu = testkit::process::cpu_time(server.pid());
+    let mut out = open_loop(&target, offered, "limited").await;
+    let cpu = testkit::process::cpu_time(server.pid()) - cpu;
+    report(&format!("with --max-mutating-requests-inflight={limit}"), &mut out);
+    let answered = (out.admitted.len() + out.refused.len()) as f64;
+    println!(
+        "overload: the server used {cpu:?} of CPU for {answered:.0} answers ({:.0} µs each, creates included)",
+        cpu.as_micros() as f64 / answered.max(1.0)
+    );
+    // 4x the saturating clients, waiting Retry-After when refused (client-go).
+    let clients = 4 * knee;
+    let mut out = closed_loop(&target, clients, "polite").await;
+    let admitted = out.admitted.len() as f64 / out.secs;
     let (p50, p99) = (Closed::p(&mut out.admitted, 50), Closed::p(&mut out.admitted, 99));
     let (r50, r99) = (Closed::p(&mut out.refused, 50), Closed::p(&mut out.refused, 99));
     println!(
-        "overload: saturating load {saturating} clients ({best:.0} creates/s at best); unloaded p99 {unloaded_p99:.2} ms (1 client)"
-    );
-    println!(
-        "overload: {clients} clients (4x) with --max-mutating-requests-inflight={saturating}: admitted {rate:.0}/s, p50 {p50:.2} ms, p99 {p99:.2} ms ({:.2}x the unloaded p99); {refused} refused with 429, p50 {r50:.2} ms, p99 {r99:.2} ms; {} other answers",
-        p99 / unloaded_p99.max(0.001),
+        "overload: {clients} clients (4x) that wait Retry-After, with --max-mutating-requests-inflight={limit}: admitted {admitted:.0}/s, p50 {p50:.2} ms, p99 {p99:.2} ms ({:.2}x the saturated p99); {} refused with 429, p50 {r50:.2} ms, p99 {r99:.2} ms; {} other answers",
+        p99 / saturated_p99.max(0.001),
+        out.refused.len(),
         out.other
     );
+    let _ = server.terminate();
 }
 
 #[tokio::main]
