@@ -66,10 +66,4 @@ impl InFlight {
     pub fn new(max_readonly: usize, max_mutating: usize) -> Self {
         InFlight { max_readonly, max_mutating, ..Default::default() }
     }
-
-    /// Requests in flight now.
-    pub fn total(&self) -> usize {
-        use std::sync::atomic::Ordering::Acquire;
-        self.readonly.load(Acquire) + self.mutating.load(Acquire)
-    }
 }

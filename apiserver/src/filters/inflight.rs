@@ -48,14 +48,16 @@ impl Filter for InFlightFilter {
         if matches!(&ctx.info.route, Route::Resource(r) if r.watch) {
             return next.run(req).await;
         }
-        // Counted whatever they are (shutdown waits for them); limited unless exempt.
+        if exempt {
+            return next.run(req).await;
+        }
         let flight = &self.app.inflight;
         let mutating = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
         let (count, max) = match mutating {
             true => (&flight.mutating, flight.max_mutating),
             false => (&flight.readonly, flight.max_readonly),
         };
-        let Some(_slot) = take(count, if exempt { 0 } else { max }) else {
+        let Some(_slot) = take(count, max) else {
             return refuse(req, &ApiError::too_many("Too many requests, please try again later."));
         };
         next.run(req).await

@@ -111,8 +111,28 @@ pub struct Handle<S> {
 
 /// Runs `conn` (which owns the matching [`BatchedIo`]) so that buffered writes
 /// go out at the end of every turn.
-pub fn drive<F: Future, S>(conn: F, handle: Handle<S>) -> Driven<F, S> {
-    Driven { conn: Box::pin(conn), shared: handle.shared, yielding: None }
+pub fn drive<F: Future, S>(conn: F, handle: &Handle<S>) -> Driven<F, S> {
+    Driven { conn: Box::pin(conn), shared: handle.shared.clone(), yielding: None }
+}
+
+impl<S: AsyncRead + Unpin> Handle<S> {
+    /// After the connection's end: reads and drops what the peer still
+    /// sends, until it closes or `limit` passes. Closing a socket with unread
+    /// bytes makes the kernel reset the connection, and a reset can destroy
+    /// the last answers before the peer read them (a "lingering close").
+    pub async fn linger(&self, limit: std::time::Duration) {
+        let mut buf = vec![0u8; 8192];
+        let drain = std::future::poll_fn(|cx| loop {
+            let mut shared = lock(&self.shared);
+            let mut read = ReadBuf::new(&mut buf);
+            match Pin::new(&mut shared.io).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if !read.filled().is_empty() => continue,
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        });
+        let _ = tokio::time::timeout(limit, drain).await;
+    }
 }
 
 fn lock<S>(shared: &Mutex<Shared<S>>) -> MutexGuard<'_, Shared<S>> {
@@ -216,7 +236,7 @@ mod tests {
             std::future::pending::<()>().await;
             Ok::<_, io::Error>(())
         };
-        tokio::spawn(drive(conn, handle));
+        tokio::spawn(drive(conn, &handle));
         let mut got = vec![0u8; 1000];
         server.read_exact(&mut got).await.expect("all bytes arrive");
         assert!(got.chunks(10).enumerate().all(|(i, c)| c.iter().all(|&b| b as usize == i)));
@@ -231,7 +251,7 @@ mod tests {
             io.write_all(&vec![7u8; total]).await?;
             io.shutdown().await
         };
-        let task = tokio::spawn(drive(conn, handle));
+        let task = tokio::spawn(drive(conn, &handle));
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!task.is_finished(), "the writer must wait while the reader does not read");
         let mut got = Vec::new();

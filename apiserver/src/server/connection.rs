@@ -25,6 +25,7 @@ use super::Timeouts;
 use crate::endpoints::request::Deadline;
 use crate::endpoints::respond::Body;
 use crate::filters::Corridor;
+use crate::status::ApiError;
 
 /// What every connection task shares.
 pub(super) struct Shared {
@@ -39,6 +40,51 @@ pub(super) struct Shared {
     /// Set when the server stops accepting: each connection takes no new
     /// requests (HTTP/2 GOAWAY, no HTTP/1.1 keep-alive) and finishes its own.
     pub(super) closing: watch::Receiver<bool>,
+    /// Requests taken and not yet answered, server-wide.
+    pub(super) dispatch: Arc<Dispatch>,
+}
+
+/// Requests between their arrival and the head of their answer, server-wide
+/// (a watch counts until its stream starts), and whether new ones are still
+/// taken. At shutdown new requests are refused (429 with `Retry-After`, as
+/// kube-apiserver's `--shutdown-send-retry-after`) and the server waits for
+/// those taken: after that, no write can be acknowledged that the open
+/// watches would not see.
+#[derive(Debug, Default)]
+pub(super) struct Dispatch {
+    active: AtomicUsize,
+    refusing: std::sync::atomic::AtomicBool,
+}
+
+/// A request taken; counted until dropped.
+struct Taken(Arc<Dispatch>);
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Dispatch {
+    /// Takes a request, unless new ones are refused (health checks always are taken).
+    fn take(self: &Arc<Self>, path: &str) -> Option<Taken> {
+        // Counted first, then checked: `refuse_new` followed by `active() == 0`
+        // cannot miss a request that got past the check.
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let taken = Taken(self.clone());
+        let health = matches!(path, "/healthz" | "/livez" | "/readyz");
+        (health || !self.refusing.load(Ordering::SeqCst)).then_some(taken)
+    }
+
+    /// From now on, new requests are refused.
+    pub(super) fn refuse_new(&self) {
+        self.refusing.store(true, Ordering::SeqCst);
+    }
+
+    /// Requests taken and not yet answered.
+    pub(super) fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
 }
 
 pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, _alive: watch::Receiver<()>) {
@@ -53,13 +99,24 @@ pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStrea
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let activity = Arc::new(Activity::new());
     let service = {
-        let (corridor, activity) = (shared.corridor.clone(), activity.clone());
+        let (corridor, activity, dispatch) = (shared.corridor.clone(), activity.clone(), shared.dispatch.clone());
         hyper::service::service_fn(move |mut req| {
             let (corridor, active) = (corridor.clone(), activity.begin());
+            let taken = dispatch.take(req.uri().path());
             req.extensions_mut().insert(Deadline(tokio::time::Instant::now() + timeouts.request));
             req.extensions_mut().insert(peer.clone());
             async move {
-                let resp = corridor.oneshot(req).await?;
+                let resp = match taken {
+                    Some(taken) => {
+                        let resp = corridor.oneshot(req).await?;
+                        drop(taken);
+                        resp
+                    }
+                    None => crate::filters::refuse(
+                        req,
+                        &ApiError::too_many("The apiserver is shutting down, please try again later."),
+                    ),
+                };
                 Ok::<_, Infallible>(resp.map(|body| Tracked { body, _active: active }))
             }
         })
@@ -68,17 +125,22 @@ pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStrea
     let stop = shared.closing.clone();
     let result = if h2 {
         let conn = shared.h2.serve_connection(TokioIo::new(io), service);
-        drive(bounded(conn, activity, stop, timeouts), io_handle).await
+        drive(bounded(conn, activity, stop, timeouts), &io_handle).await
     } else {
         let conn = shared.h1.serve_connection(TokioIo::new(io), service);
-        drive(bounded(conn, activity, stop, timeouts), io_handle).await
+        drive(bounded(conn, activity, stop, timeouts), &io_handle).await
     };
+    io_handle.linger(LINGER).await;
     match result {
         Some(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
         None => tracing::debug!("an idle connection did not close when asked; dropped"),
         Some(Ok(())) => {}
     }
 }
+
+/// How long a closed connection reads what its peer still sends (see
+/// [`super::batched_io::Handle::linger`]).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs a connection until it ends, shutting it down gracefully when the
 /// server stops or when it stays idle (no request in flight) too long: the

@@ -65,8 +65,9 @@ pub struct Stopping {
 }
 
 /// Serves HTTPS until `shutdown` resolves, then stops in kube-apiserver's
-/// order: stop accepting connections, and new requests on open ones; let
-/// the requests in flight finish
+/// order: stop accepting connections, and new requests on open ones (429
+/// with `Retry-After` to those that still come); let the requests in flight
+/// finish
 /// (within `--request-timeout`); let their events reach the open watches
 /// (every served type's cache catches up with the store); end the watches;
 /// close the connections. (`/readyz` fails from the moment `shutdown` begins,
@@ -89,6 +90,7 @@ pub async fn serve(
         .keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     let (closing_tx, closing_rx) = watch::channel(false);
+    let dispatch = Arc::new(connection::Dispatch::default());
     let shared = Arc::new(connection::Shared {
         acceptor: TlsAcceptor::from(tls),
         h1,
@@ -98,6 +100,7 @@ pub async fn serve(
         timeouts,
         refusals: RefusalLog::default(),
         closing: closing_rx,
+        dispatch: dispatch.clone(),
     });
     // Each connection holds a receiver: `closed()` tells when all are gone.
     let (connections, _) = watch::channel(());
@@ -124,13 +127,14 @@ pub async fn serve(
     }
     drop(listener);
     let _ = closing_tx.send(true);
+    dispatch.refuse_new();
     let began = Instant::now();
-    while app.inflight.total() > 0 && began.elapsed() < timeouts.request {
+    while dispatch.active() > 0 && began.elapsed() < timeouts.request {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let caught_up = tokio::time::timeout(CATCH_UP_TIMEOUT, catch_up(&app)).await.is_ok();
     tracing::info!(
-        in_flight = app.inflight.total(),
+        in_flight = dispatch.active(),
         caught_up,
         "requests in flight finished in {:?}; ending watches",
         began.elapsed()

@@ -85,7 +85,8 @@ pub struct Writes {
     pub acked: BTreeMap<u64, String>,
     /// When each was acknowledged.
     pub ack_times: Vec<Instant>,
-    /// resourceVersions acknowledged twice (must stay empty).
+    /// resourceVersions acknowledged twice, or not above the same writer's
+    /// previous one (must stay empty).
     pub repeated: Vec<(u64, String, String)>,
     pub failures: Vec<Failure>,
 }
@@ -101,6 +102,8 @@ pub struct Seen {
     pub relists: usize,
     /// Times the watch was opened again from its last resourceVersion.
     pub resumes: usize,
+    /// Times a watch stream ended (cleanly or not).
+    pub ended: usize,
     pub failures: Vec<Failure>,
     /// The last resourceVersion (events and bookmarks).
     pub last: u64,
@@ -123,8 +126,14 @@ fn rv_of(v: &Value) -> u64 {
 async fn writer(w: usize, home: usize, targets: Targets, writes: Arc<Mutex<Writes>>, stop: Arc<AtomicBool>) {
     let mut target = home;
     let mut i = 0u64;
+    // One writer's acknowledged resourceVersions must increase, across restarts too.
+    let last = std::sync::atomic::AtomicU64::new(0);
     let ack = |rv: u64, what: String| {
         let mut l = writes.lock().unwrap();
+        let before = last.swap(rv, Ordering::Relaxed);
+        if rv <= before {
+            l.repeated.push((rv, format!("after {before} from the same writer"), what.clone()));
+        }
         if let Some(prev) = l.acked.insert(rv, what.clone()) {
             l.repeated.push((rv, prev, what));
         }
@@ -260,9 +269,15 @@ async fn watcher(home: usize, targets: Targets, seen: Arc<Mutex<Seen>>, stop: Ar
                     }
                 }
                 // The server ended the stream (timeoutSeconds, or shutdown): resume.
-                Ok(None) => break,
+                Ok(None) => {
+                    seen.lock().unwrap().ended += 1;
+                    break;
+                }
                 Err(e) => {
-                    seen.lock().unwrap().failures.push(Failure::no_answer(t, "watch stream", &e));
+                    let mut s = seen.lock().unwrap();
+                    s.ended += 1;
+                    s.failures.push(Failure::no_answer(t, "watch stream", &e));
+                    drop(s);
                     target += 1;
                     break;
                 }

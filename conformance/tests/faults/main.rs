@@ -236,6 +236,11 @@ async fn sigterm_with_open_watches_and_writes_in_flight() {
     server.signal_term().unwrap();
     let status = blocking(|| server.wait(Duration::from_secs(30))).expect("the server exits");
     assert!(status.success(), "SIGTERM exits 0: {status}");
+    // Each watcher reads to the end of its stream (what the server sent before it exited).
+    let began = Instant::now();
+    while load.watchers.iter().any(|s| s.lock().unwrap().ended == 0) && began.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // Before anything restarts: each watcher saw every acknowledged write.
     let acked: Vec<u64> = load.writes.lock().unwrap().acked.keys().copied().collect();
     for (i, seen) in load.watchers.iter().enumerate() {
@@ -247,7 +252,33 @@ async fn sigterm_with_open_watches_and_writes_in_flight() {
     blocking(|| node.restart());
     load.progress(50).await;
     let report = load.stop().await;
-    report.check("SIGTERM", |f| f.code == 0 || (f.code == 503 && f.is_status && f.retry_after.is_some()));
+    // Requests that come during the shutdown get 429 with Retry-After (as
+    // kube's --shutdown-send-retry-after); while the server is down, no answer;
+    // as it starts, 503 until its types are loaded.
+    report.check("SIGTERM", |f| f.code == 0 || (matches!(f.code, 429 | 503) && f.is_status && f.retry_after.is_some()));
+}
+
+/// `--shutdown-delay-duration`: after SIGTERM the server keeps serving for
+/// the delay with `/readyz` failing (load balancers stop sending), then stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_delay_keeps_serving_with_readyz_failing() {
+    let _serial = SERIAL.lock().await;
+    let mut node = Node::start(&["--shutdown-delay-duration", "2s"]);
+    serve_tpr(&[node.server()]);
+    let client = ApiClient::of(node.server()).unwrap();
+    assert_eq!(client.call("GET", "/readyz", None).await.unwrap().code, 200);
+    let server = node.server.take().unwrap();
+    server.signal_term().unwrap();
+    let began = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = client.call("GET", "/readyz", None).await.unwrap();
+    assert_eq!(ready.code, 500);
+    assert!(String::from_utf8_lossy(&ready.body).contains("shutting down"));
+    let out = client.call("POST", DBS, Some(&json!({"metadata": {"name": "during-delay"}}))).await.unwrap();
+    assert_eq!(out.code, 201, "requests are served during the delay");
+    let status = blocking(|| server.wait(Duration::from_secs(30))).expect("the server exits");
+    assert!(status.success());
+    assert!(began.elapsed() >= Duration::from_secs(2), "it stopped before the delay: {:?}", began.elapsed());
 }
 
 /// etcd is down when the server starts: it starts anyway, /readyz fails and
