@@ -7,12 +7,15 @@
 //!   client certificates classified), HTTP/1.1 or HTTP/2, batched writes,
 //!   deadlines and idle timeouts; shutdown is a future passed in.
 //! - [`filters`]: the request corridor, `tower` layers in order: request info
-//!   and audit id, metrics, audit, authentication, negotiation, authorization.
+//!   and audit id, metrics, audit, recovery, timeout, authentication, in-flight,
+//!   negotiation, authorization.
 //! - [`endpoints`]: routing ([`endpoints::routing`]) and the answers: public
 //!   paths and documents, and resource requests by verb (reads, writes,
 //!   patches and applies, deletes, watches).
 //! - [`registry`]: objects on the store: create, read, update, delete,
 //!   metadata rules, managedFields, field validation, selectors, paging.
+//! - [`builtin`]: kube-apiserver's types served standalone (namespaces and
+//!   their lifecycle, events and their expiry, leases, configmaps, secrets).
 //! - [`tpr`]: ThirdPartyResource validation, conflicts, and the controller
 //!   that keeps [`served`] (the served types and their watch caches) in step.
 //! - [`auth`]: credentials to users and the authorization modes;
@@ -26,6 +29,7 @@
 pub mod aggregation;
 pub mod app;
 pub mod auth;
+pub mod builtin;
 pub mod config;
 pub mod endpoints;
 pub mod filters;

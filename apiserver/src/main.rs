@@ -124,8 +124,21 @@ async fn run(flags: Flags) -> Result<(), String> {
         None => None,
     };
     let served = Arc::new(ServedTypes::default());
+    if flags.serves_builtins() {
+        apiserver::builtin::serve(&store, &served).map_err(|e| e.to_string())?;
+    }
     let controller = Controller::new(store.clone(), served.clone()).map_err(|e| e.to_string())?;
     tokio::spawn(controller.clone().run());
+    if served.builtins() {
+        let synced = controller.clone();
+        tokio::spawn(apiserver::builtin::namespaces::run(store.clone(), served.clone(), async move {
+            synced.wait_synced().await
+        }));
+        if let Some(events) = served.get("", "events") {
+            tokio::spawn(apiserver::builtin::events::expire(store.clone(), events, flags.event_ttl));
+        }
+        tracing::info!("serving namespaces, events, leases, configmaps, secrets and self-subject reviews (standalone)");
+    }
     // Serve the stored TPRs' types from the first request when the store
     // answers; when it does not (etcd down at start), serve anyway: /readyz
     // fails and resource requests answer 503 until they are loaded.

@@ -1,5 +1,6 @@
 //! The resource types this server serves right now: the built-in
-//! ThirdPartyResource type and one type per stored ThirdPartyResource.
+//! ThirdPartyResource type, one type per stored ThirdPartyResource, and,
+//! when it runs alone, kube-apiserver's types of [`discovery::Builtin`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -65,6 +66,9 @@ impl ResourceType {
 #[derive(Default)]
 pub struct ServedTypes {
     types: RwLock<BTreeMap<(String, String), Arc<ResourceType>>>,
+    /// kube-apiserver's types are served (standalone): namespaces are
+    /// enforced and the reviews answered.
+    builtins: std::sync::atomic::AtomicBool,
 }
 
 /// A path's group, version and the segments after the version.
@@ -78,6 +82,31 @@ pub struct Resolved<'a> {
 }
 
 impl ServedTypes {
+    /// Marks kube-apiserver's types as served (see [`crate::builtin`]).
+    pub fn set_builtins(&self) {
+        self.builtins.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True when kube-apiserver's types are served (standalone).
+    pub fn builtins(&self) -> bool {
+        self.builtins.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The reviews discovery lists (none unless [`Self::builtins`]).
+    pub fn reviews(&self) -> Vec<Resource> {
+        match self.builtins() {
+            true => discovery::Builtin::REVIEWS.iter().map(|b| b.resource()).collect(),
+            false => Vec::new(),
+        }
+    }
+
+    /// The namespaced types whose objects are stored, each storage once
+    /// (`events.k8s.io` events are `v1` events).
+    pub fn namespaced_storage(&self) -> Vec<Arc<ResourceType>> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.all().into_iter().filter(|t| t.namespaced && seen.insert(t.key_prefix.clone())).collect()
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<(String, String), Arc<ResourceType>>> {
         self.types.read().unwrap_or_else(|p| p.into_inner())
     }

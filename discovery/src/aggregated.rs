@@ -7,11 +7,26 @@ use crate::Resource;
 
 /// Aggregated discovery (`APIGroupDiscoveryList`, apidiscovery.k8s.io `v2` or
 /// `v2beta1`): for `/apis` every group with its versions and their resources;
-/// for `/api` (`core`) the empty core group list.
+/// for `/api` (`core`) the core group with the core types served.
 pub fn aggregated(types: &[&Resource], core: bool, version: &str) -> Value {
+    let entry = |t: &Resource, group: &str, v: &str| {
+        let mut r = json!({
+            "resource": t.plural,
+            "responseKind": {"group": group, "version": v, "kind": t.kind},
+            "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+            "singularResource": t.singular,
+            "verbs": t.verbs(),
+        });
+        if let Some(short) = t.short_names() {
+            r["shortNames"] = short;
+        }
+        r
+    };
     let items: Vec<Value> = if core {
+        // The core group: listed even with no core type served (see `documents::core_versions`).
+        let resources: Vec<Value> = types.iter().filter(|t| t.group.is_empty()).map(|t| entry(t, "", "v1")).collect();
         vec![json!({"metadata": {"name": "", "creationTimestamp": null},
-                    "versions": [{"version": "v1", "resources": [], "freshness": "Current"}]})]
+                    "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}]})]
     } else {
         crate::documents::groups(types)
             .iter()
@@ -22,19 +37,7 @@ pub fn aggregated(types: &[&Resource], core: bool, version: &str) -> Value {
                         let resources: Vec<Value> = types
                             .iter()
                             .filter(|t| &t.group == group && t.versions.contains(v))
-                            .map(|t| {
-                                let mut r = json!({
-                                    "resource": t.plural,
-                                    "responseKind": {"group": group, "version": v, "kind": t.kind},
-                                    "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
-                                    "singularResource": t.singular,
-                                    "verbs": t.verbs(),
-                                });
-                                if let Some(short) = t.short_names() {
-                                    r["shortNames"] = short;
-                                }
-                                r
-                            })
+                            .map(|t| entry(t, group, v))
                             .collect();
                         json!({"version": v, "resources": resources, "freshness": "Current"})
                     })

@@ -22,9 +22,11 @@ pub fn root_paths(types: &[&Resource]) -> Value {
     let mut paths: Vec<String> =
         ["/api", "/apis", "/healthz", "/livez", "/readyz", "/version"].iter().map(|s| s.to_string()).collect();
     for t in types {
-        paths.push(format!("/apis/{}", t.group));
+        if !t.group.is_empty() {
+            paths.push(format!("/apis/{}", t.group));
+        }
         for v in &t.versions {
-            paths.push(format!("/apis/{}/{v}", t.group));
+            paths.push(t.group_version_path(v));
         }
     }
     paths.sort();
@@ -32,16 +34,17 @@ pub fn root_paths(types: &[&Resource]) -> Value {
     json!({ "paths": paths })
 }
 
-/// `/api`: the core group's `v1`, with no resources here. Listing it keeps
-/// clients that require a core version (kube-rs's `Discovery`) working when the
-/// server runs alone; behind kube-aggregator, kube-apiserver answers `/api`.
+/// `/api`: the core group's `v1` (listed even with no core type served, which
+/// keeps clients that require a core version, such as kube-rs's `Discovery`,
+/// working; behind kube-aggregator, kube-apiserver answers `/api`).
 pub fn core_versions() -> Value {
     json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
 }
 
-/// `/api/v1`: no core resources here.
-pub fn core_resources() -> Value {
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": []})
+/// `/api/v1`: the core types served (none behind kube-aggregator).
+pub fn core_resources(types: &[&Resource]) -> Value {
+    let core: Vec<&Resource> = types.iter().copied().filter(|t| t.group.is_empty()).collect();
+    resource_list(&core, "", "v1")
 }
 
 fn group_doc(group: &str, versions: &[String]) -> Value {
@@ -56,7 +59,8 @@ fn group_doc(group: &str, versions: &[String]) -> Value {
 
 pub(crate) fn groups(types: &[&Resource]) -> BTreeMap<String, Vec<String>> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in types {
+    // The core group is `/api`, never listed in `/apis`.
+    for t in types.iter().filter(|t| !t.group.is_empty()) {
         let entry = groups.entry(t.group.clone()).or_default();
         for v in t.listed_versions() {
             if !entry.contains(v) {
@@ -87,8 +91,9 @@ pub fn group(types: &[&Resource], group: &str) -> Option<Value> {
     Some(doc)
 }
 
-/// `/apis/<group>/<version>`.
+/// `/apis/<group>/<version>` (and `/api/v1` for the core group, `""`).
 pub fn resource_list(types: &[&Resource], group: &str, version: &str) -> Value {
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     let resources: Vec<Value> = types
         .iter()
         .map(|t| {
@@ -102,5 +107,5 @@ pub fn resource_list(types: &[&Resource], group: &str, version: &str) -> Value {
             r
         })
         .collect();
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/{version}"), "resources": resources})
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
 }

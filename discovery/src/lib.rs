@@ -2,6 +2,7 @@
 //!
 //! Layout of this crate:
 //! - [`naming`]: a ThirdPartyResource name → group, kind, plural, singular.
+//! - [`builtin`]: the kube-apiserver types served standalone (namespaces, events, leases…).
 //! - [`resource`]: [`Resource`], a served type as discovery describes it.
 //! - [`documents`]: legacy discovery (`/api`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`), `/`, `/version`.
 //! - [`aggregated`]: aggregated discovery (apidiscovery.k8s.io v2, v2beta1).
@@ -13,12 +14,14 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregated;
+pub mod builtin;
 pub mod documents;
 pub mod naming;
 pub mod openapi;
 pub mod resource;
 pub mod table;
 
+pub use builtin::Builtin;
 pub use naming::{NameError, ResourceNames};
 pub use resource::Resource;
 
@@ -34,6 +37,7 @@ mod tests {
             plural: "mysqldbs".into(),
             singular: "mysqldb".into(),
             namespaced: true,
+            builtin: None,
         }
     }
 
@@ -45,6 +49,7 @@ mod tests {
             plural: "thirdpartyresources".into(),
             singular: "thirdpartyresource".into(),
             namespaced: false,
+            builtin: None,
         }
     }
 

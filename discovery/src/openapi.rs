@@ -17,14 +17,25 @@ fn hash_of(doc: &Value) -> String {
 /// `/openapi/v3`: one entry per listed group-version.
 pub fn openapi_index(types: &[&Resource]) -> Value {
     let mut paths = serde_json::Map::new();
-    for (group, versions) in crate::documents::groups(types) {
+    for (group, versions) in group_versions(types) {
         for v in versions {
             let doc = openapi_group_version(types, &group, &v);
-            let url = format!("/openapi/v3/apis/{group}/{v}?hash={}", hash_of(&doc));
-            paths.insert(format!("apis/{group}/{v}"), json!({ "serverRelativeURL": url }));
+            let path = if group.is_empty() { format!("api/{v}") } else { format!("apis/{group}/{v}") };
+            let url = format!("/openapi/v3/{path}?hash={}", hash_of(&doc));
+            paths.insert(path, json!({ "serverRelativeURL": url }));
         }
     }
     json!({ "paths": paths })
+}
+
+/// Every listed group-version, the core group's `v1` (`""`) first when a core type is served.
+fn group_versions(types: &[&Resource]) -> Vec<(String, Vec<String>)> {
+    let mut all: Vec<(String, Vec<String>)> = Vec::new();
+    if types.iter().any(|t| t.group.is_empty()) {
+        all.push((String::new(), vec!["v1".into()]));
+    }
+    all.extend(crate::documents::groups(types));
+    all
 }
 
 /// `/openapi/v2` (Swagger 2.0, JSON): every listed group-version's paths and
@@ -35,7 +46,7 @@ pub fn openapi_index(types: &[&Resource]) -> Value {
 pub fn openapi_v2(types: &[&Resource]) -> Value {
     let mut paths = serde_json::Map::new();
     let mut definitions = serde_json::Map::new();
-    for (group, versions) in crate::documents::groups(types) {
+    for (group, versions) in group_versions(types) {
         for v in versions {
             let doc = openapi_group_version(types, &group, &v);
             // References move from components/schemas to definitions.
@@ -102,7 +113,10 @@ pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) ->
     let mut schemas = serde_json::Map::new();
     for t in types.iter().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)) {
         let gvk = json!({"group": group, "version": version, "kind": t.kind});
-        let name = schema_name(group, version, &t.kind);
+        let name = match t.builtin {
+            Some(b) => b.schema_name().to_string(),
+            None => schema_name(group, version, &t.kind),
+        };
         let list_name = format!("{name}List");
         let reference = |n: &str| json!({"$ref": format!("#/components/schemas/{n}")});
         let body = |n: &str| json!({"content": {"application/json": {"schema": reference(n)}}});
@@ -128,16 +142,45 @@ pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) ->
         let mut post = op("post", &name);
         post["parameters"] = json!([query("dryRun"), query("fieldManager"), query("fieldValidation")]);
         post["requestBody"] = body(&name);
+        let prefix = t.group_version_path(version);
         let base = if t.namespaced {
-            format!("/apis/{group}/{version}/namespaces/{{namespace}}/{}", t.plural)
+            format!("{prefix}/namespaces/{{namespace}}/{}", t.plural)
         } else {
-            format!("/apis/{group}/{version}/{}", t.plural)
+            format!("{prefix}/{}", t.plural)
         };
-        paths.insert(base.clone(), json!({"get": op("list", &list_name), "post": post}));
-        paths.insert(
-            format!("{base}/{{name}}"),
-            json!({"get": op("get", &name), "put": put, "patch": patch, "delete": op("delete", &name)}),
-        );
+        if t.builtin.is_some_and(|b| b.is_review()) {
+            paths.insert(base, json!({ "post": post }));
+        } else {
+            paths.insert(base.clone(), json!({"get": op("list", &list_name), "post": post}));
+            paths.insert(
+                format!("{base}/{{name}}"),
+                json!({"get": op("get", &name), "put": put, "patch": patch, "delete": op("delete", &name)}),
+            );
+        }
+        if let Some(b) = t.builtin {
+            let mut properties = serde_json::Map::new();
+            properties
+                .insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion of this object."}));
+            properties.insert("kind".into(), json!({"type": "string", "description": "Kind of this object."}));
+            properties.insert("metadata".into(), json!({"type": "object", "description": "Standard object metadata."}));
+            for field in b.fields() {
+                properties.insert((*field).into(), json!({"x-kubernetes-preserve-unknown-fields": true}));
+            }
+            schemas.insert(
+                name.clone(),
+                json!({"type": "object", "description": b.description(), "properties": properties,
+                       "x-kubernetes-group-version-kind": [gvk]}),
+            );
+            schemas.insert(
+                list_name,
+                json!({
+                    "type": "object",
+                    "properties": {"items": {"type": "array", "items": reference(&name)}, "metadata": {"type": "object"}},
+                    "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": format!("{}List", t.kind)}],
+                }),
+            );
+            continue;
+        }
         let description = if t.is_tpr() {
             "A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions."
         } else {

@@ -16,12 +16,27 @@ pub struct Resource {
     pub singular: String,
     /// Whether objects live in namespaces.
     pub namespaced: bool,
+    /// The kube-apiserver type it is, if it is one (served standalone).
+    pub builtin: Option<crate::Builtin>,
 }
 
 impl Resource {
-    /// `group/version`.
+    /// `group/version`, or `version` alone for the core group.
     pub fn api_version(&self, version: &str) -> String {
-        format!("{}/{version}", self.group)
+        if self.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{version}", self.group)
+        }
+    }
+
+    /// The path of its group-version: `/api/v1` or `/apis/<group>/<version>`.
+    pub fn group_version_path(&self, version: &str) -> String {
+        if self.group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{}/{version}", self.group)
+        }
     }
 
     /// True for the built-in ThirdPartyResource type (no deletecollection, short name `tpr`).
@@ -36,15 +51,21 @@ impl Resource {
 
     /// Its verbs (ThirdPartyResources have no deletecollection).
     pub fn verbs(&self) -> serde_json::Value {
-        if self.is_tpr() {
+        if let Some(b) = self.builtin {
+            serde_json::json!(b.verbs())
+        } else if self.is_tpr() {
             serde_json::json!(["create", "delete", "get", "list", "patch", "update", "watch"])
         } else {
             serde_json::json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
         }
     }
 
-    /// Short names (`tpr`).
+    /// Short names (`tpr`, and kube's for built-in types).
     pub fn short_names(&self) -> Option<serde_json::Value> {
-        self.is_tpr().then(|| serde_json::json!(["tpr"]))
+        match self.builtin {
+            Some(b) if !b.short_names().is_empty() => Some(serde_json::json!(b.short_names())),
+            Some(_) => None,
+            None => self.is_tpr().then(|| serde_json::json!(["tpr"])),
+        }
     }
 }

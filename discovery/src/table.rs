@@ -4,11 +4,15 @@
 //! Every type has Name and Age (the time since creationTimestamp, written as
 //! kube-apiserver writes it for custom resources: `45s`, `5m3s`, `2d4h`);
 //! ThirdPartyResources also show Description and Versions, like the original
-//! `kubectl get thirdpartyresources`. The current time is passed in.
+//! `kubectl get thirdpartyresources`; built-in types have kube-apiserver's
+//! columns (Namespace: Status; Event: Last Seen, Type, Reason, Object,
+//! Message…; ConfigMap and Secret: Data; Lease: Holder). The current time is passed in.
 
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
+
+use crate::{Builtin, Resource};
 
 /// One column of a Table.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +25,12 @@ pub struct Column {
     pub format: &'static str,
     /// What the column shows.
     pub description: &'static str,
+    /// 0: always shown; 1: with `-o wide`.
+    pub priority: u8,
+}
+
+const fn column(name: &'static str, kind: &'static str, priority: u8, description: &'static str) -> Column {
+    Column { name, kind, format: "", description, priority }
 }
 
 const NAME: Column = Column {
@@ -28,24 +38,47 @@ const NAME: Column = Column {
     kind: "string",
     format: "name",
     description: "Name must be unique within a namespace. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+    priority: 0,
 };
 const AGE: Column = Column {
     name: "Age",
     kind: "date",
     format: "",
     description: "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    priority: 0,
 };
-const DESCRIPTION: Column =
-    Column { name: "Description", kind: "string", format: "", description: "What the resource type is for." };
-const VERSIONS: Column =
-    Column { name: "Versions", kind: "string", format: "", description: "The API versions the type is served at." };
+const DESCRIPTION: Column = column("Description", "string", 0, "What the resource type is for.");
+const VERSIONS: Column = column("Versions", "string", 0, "The API versions the type is served at.");
 
-/// The columns of a type: Name and Age; a ThirdPartyResource also Description and Versions.
-pub fn columns(tpr: bool) -> Vec<Column> {
-    if tpr {
-        vec![NAME, DESCRIPTION, VERSIONS, AGE]
-    } else {
-        vec![NAME, AGE]
+/// The columns of a type: Name and Age; a ThirdPartyResource also
+/// Description and Versions; built-in types kube-apiserver's.
+pub fn columns(t: &Resource) -> Vec<Column> {
+    match t.builtin {
+        Some(Builtin::Namespace) => {
+            vec![NAME, column("Status", "string", 0, "The status of the namespace"), AGE]
+        }
+        Some(Builtin::Event | Builtin::EventV1) => vec![
+            column("Last Seen", "string", 0, "Time when the event was last seen."),
+            column("Type", "string", 0, "Type of this event (Normal, Warning)."),
+            column("Reason", "string", 0, "Why the action was taken."),
+            column("Object", "string", 0, "The object this event is about."),
+            column("Subobject", "string", 1, "The field of the object this event is about."),
+            column("Source", "string", 1, "The component reporting this event."),
+            column("Message", "string", 0, "A human-readable description of the status of this operation."),
+            column("First Seen", "string", 1, "Time when the event was first seen."),
+            column("Count", "string", 1, "The number of times this event has occurred."),
+            Column { priority: 1, ..NAME },
+        ],
+        Some(Builtin::ConfigMap) => vec![NAME, column("Data", "string", 0, "The number of data keys."), AGE],
+        Some(Builtin::Secret) => vec![
+            NAME,
+            column("Type", "string", 0, "The type of the secret."),
+            column("Data", "string", 0, "The number of data keys."),
+            AGE,
+        ],
+        Some(Builtin::Lease) => vec![NAME, column("Holder", "string", 0, "The holder of the lease."), AGE],
+        _ if t.is_tpr() => vec![NAME, DESCRIPTION, VERSIONS, AGE],
+        _ => vec![NAME, AGE],
     }
 }
 
@@ -111,12 +144,69 @@ fn age(created: Option<&str>, now: SystemTime) -> String {
     human_duration(seconds)
 }
 
+/// The string at `pointer`, or `""`.
+fn text<'v>(obj: &'v Value, pointer: &str) -> &'v str {
+    obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The number of keys of the maps at `pointers`.
+fn key_count(obj: &Value, pointers: &[&str]) -> Value {
+    Value::from(
+        pointers.iter().filter_map(|p| obj.pointer(p).and_then(Value::as_object)).map(|m| m.len()).sum::<usize>(),
+    )
+}
+
+/// An Event's cells (both APIs: `v1` names first, `events.k8s.io/v1` after).
+fn event_cells(obj: &Value, name: Value, now: SystemTime) -> Vec<Value> {
+    let first_text = |pointers: &[&str]| pointers.iter().map(|p| text(obj, p)).find(|s| !s.is_empty());
+    let since = |pointers: &[&str]| Value::String(age(first_text(pointers), now));
+    let last = since(&["/series/lastObservedTime", "/lastTimestamp", "/deprecatedLastTimestamp", "/eventTime"]);
+    let first = since(&["/firstTimestamp", "/deprecatedFirstTimestamp", "/eventTime"]);
+    let regarding = if obj.get("regarding").is_some() { "/regarding" } else { "/involvedObject" };
+    let kind = text(obj, &format!("{regarding}/kind")).to_ascii_lowercase();
+    let target = match text(obj, &format!("{regarding}/name")) {
+        "" => kind,
+        n => format!("{kind}/{n}"),
+    };
+    let source = first_text(&[
+        "/source/component",
+        "/deprecatedSource/component",
+        "/reportingComponent",
+        "/reportingController",
+    ])
+    .unwrap_or("");
+    let count = ["/series/count", "/count", "/deprecatedCount"]
+        .iter()
+        .find_map(|p| obj.pointer(p).and_then(Value::as_i64))
+        .unwrap_or(1);
+    let message = first_text(&["/message", "/note"]).unwrap_or("").trim().to_string();
+    vec![
+        last,
+        Value::String(text(obj, "/type").into()),
+        Value::String(text(obj, "/reason").into()),
+        Value::String(target),
+        Value::String(text(obj, &format!("{regarding}/fieldPath")).into()),
+        Value::String(source.into()),
+        Value::String(message),
+        first,
+        Value::from(count),
+        name,
+    ]
+}
+
 /// The cells of `obj`'s row at time `now`, in the order of [`columns`].
-pub fn cells(obj: &Value, tpr: bool, now: SystemTime) -> Vec<Value> {
+pub fn cells(obj: &Value, t: &Resource, now: SystemTime) -> Vec<Value> {
     let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
     let age = Value::String(age(obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str), now));
-    if !tpr {
-        return vec![name, age];
+    let string = |p: &str| Value::String(text(obj, p).to_string());
+    match t.builtin {
+        Some(Builtin::Namespace) => return vec![name, string("/status/phase"), age],
+        Some(Builtin::Event | Builtin::EventV1) => return event_cells(obj, name, now),
+        Some(Builtin::ConfigMap) => return vec![name, key_count(obj, &["/data", "/binaryData"]), age],
+        Some(Builtin::Secret) => return vec![name, string("/type"), key_count(obj, &["/data"]), age],
+        Some(Builtin::Lease) => return vec![name, string("/spec/holderIdentity"), age],
+        _ if t.is_tpr() => {}
+        _ => return vec![name, age],
     }
     let description = obj.get("description").cloned().unwrap_or_else(|| Value::String(String::new()));
     let versions: Vec<&str> = (obj.get("versions").and_then(Value::as_array).into_iter().flatten())
@@ -126,8 +216,8 @@ pub fn cells(obj: &Value, tpr: bool, now: SystemTime) -> Vec<Value> {
 }
 
 /// One row for `obj` at time `now`.
-pub fn row(obj: Value, tpr: bool, include: IncludeObject, now: SystemTime) -> Value {
-    let cells = cells(&obj, tpr, now);
+pub fn row(obj: Value, t: &Resource, include: IncludeObject, now: SystemTime) -> Value {
+    let cells = cells(&obj, t, now);
     match include {
         IncludeObject::None => json!({ "cells": cells }),
         IncludeObject::Metadata => {
@@ -146,7 +236,7 @@ pub fn row(obj: Value, tpr: bool, include: IncludeObject, now: SystemTime) -> Va
 pub fn table(table_version: &str, columns: Option<&[Column]>, rows: Vec<Value>, metadata: Value) -> Value {
     let definitions: Vec<Value> = (columns.into_iter().flatten())
         .map(|c| {
-            json!({"name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": 0})
+            json!({"name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": c.priority})
         })
         .collect();
     json!({
@@ -162,20 +252,52 @@ pub fn table(table_version: &str, columns: Option<&[Column]>, rows: Vec<Value>, 
 mod tests {
     use super::*;
 
+    fn object_type() -> Resource {
+        Resource {
+            group: "prsn.io".into(),
+            versions: vec!["v1".into()],
+            kind: "MysqlDb".into(),
+            plural: "mysqldbs".into(),
+            singular: "mysqldb".into(),
+            namespaced: true,
+            builtin: None,
+        }
+    }
+
+    fn tpr_type() -> Resource {
+        Resource { plural: "thirdpartyresources".into(), ..object_type() }
+    }
+
+    #[test]
+    fn builtin_rows_have_kube_apiserver_cells() {
+        let now = humantime::parse_rfc3339("2026-11-29T10:05:03Z").unwrap();
+        let ns = json!({"metadata": {"name": "x", "creationTimestamp": "2026-11-29T10:00:00Z"}, "status": {"phase": "Active"}});
+        assert_eq!(cells(&ns, &Builtin::Namespace.resource(), now), vec![json!("x"), json!("Active"), json!("5m3s")]);
+        let ev = json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "Created", "message": " done ",
+                        "involvedObject": {"kind": "MysqlDb", "name": "orders"}, "lastTimestamp": "2026-11-29T10:05:00Z", "count": 2});
+        let c = cells(&ev, &Builtin::Event.resource(), now);
+        assert_eq!(c[..4], [json!("3s"), json!("Normal"), json!("Created"), json!("mysqldb/orders")]);
+        assert_eq!((c[6].clone(), c[8].clone(), c[9].clone()), (json!("done"), json!(2), json!("e")));
+        assert_eq!(columns(&Builtin::Event.resource()).len(), c.len());
+        let cm = json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}, "binaryData": {"c": ""}});
+        assert_eq!(cells(&cm, &Builtin::ConfigMap.resource(), now)[1], json!(3));
+    }
+
     #[test]
     fn rows_of_objects_and_tprs() {
+        let (object, tpr_t) = (object_type(), tpr_type());
         let now = humantime::parse_rfc3339("2026-11-29T10:05:03Z").unwrap();
         let obj = json!({"metadata": {"name": "db", "creationTimestamp": "2026-11-29T10:00:00Z"}, "spec": {}});
-        let r = row(obj.clone(), false, IncludeObject::Metadata, now);
+        let r = row(obj.clone(), &object, IncludeObject::Metadata, now);
         assert_eq!(r["cells"], json!(["db", "5m3s"]));
         assert_eq!(r["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(r["object"]["metadata"]["name"], "db");
-        assert!(row(obj.clone(), false, IncludeObject::None, now).get("object").is_none());
-        assert_eq!(row(obj, false, IncludeObject::Object, now)["object"]["spec"], json!({}));
+        assert!(row(obj.clone(), &object, IncludeObject::None, now).get("object").is_none());
+        assert_eq!(row(obj, &object, IncludeObject::Object, now)["object"]["spec"], json!({}));
         let tpr = json!({"metadata": {"name": "mysql-db.prsn.io"}, "description": "d",
                          "versions": [{"name": "v1"}, {"name": "stable/v1"}]});
         assert_eq!(
-            cells(&tpr, true, now),
+            cells(&tpr, &tpr_t, now),
             vec![json!("mysql-db.prsn.io"), json!("d"), json!("v1,stable/v1"), json!("<unknown>")]
         );
     }
@@ -204,7 +326,7 @@ mod tests {
 
     #[test]
     fn tables_with_and_without_headers() {
-        let t = table("v1", Some(&columns(false)), vec![], json!({"resourceVersion": "5"}));
+        let t = table("v1", Some(&columns(&object_type())), vec![], json!({"resourceVersion": "5"}));
         assert_eq!(t["kind"], "Table");
         assert_eq!(t["apiVersion"], "meta.k8s.io/v1");
         assert_eq!(t["columnDefinitions"][0]["name"], "Name");

@@ -192,6 +192,47 @@ impl Authorizer {
         }
     }
 
+    /// What `user` may do in `namespace` (a SelfSubjectRulesReview's status):
+    /// resource rules, path rules, and whether the list is incomplete (the
+    /// webhook cannot enumerate, as kube's webhook authorizer cannot).
+    pub fn rules_for(&self, user: &User, namespace: &str) -> serde_json::Value {
+        use serde_json::json;
+        let everything = json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false,
+        });
+        if user.groups.iter().any(|g| g == "system:masters") {
+            return everything;
+        }
+        // kube's system:basic-user and system:discovery, granted to every authenticated user.
+        let mut resource_rules = vec![
+            json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}),
+            json!({"verbs": ["create"], "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"]}),
+        ];
+        let mut path_rules = vec![json!({"verbs": ["get"], "nonResourceURLs": DISCOVERY_PATHS})];
+        match self {
+            Authorizer::AlwaysAllow => everything,
+            Authorizer::Policy(rules) => {
+                for r in rules.iter().filter(|r| r.applies_to(user)) {
+                    let in_namespace = r.namespaces.is_empty() || any_of(&r.namespaces, namespace);
+                    if !r.resources.is_empty() && in_namespace {
+                        resource_rules
+                            .push(json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources}));
+                    }
+                    if !r.non_resource_paths.is_empty() {
+                        path_rules.push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_paths}));
+                    }
+                }
+                json!({"resourceRules": resource_rules, "nonResourceRules": path_rules, "incomplete": false})
+            }
+            Authorizer::Webhook(_) => json!({
+                "resourceRules": resource_rules, "nonResourceRules": path_rules, "incomplete": true,
+                "evaluationError": "webhook authorizer does not support user rule resolution",
+            }),
+        }
+    }
+
     /// Allows the request, or answers 403 (500 when the host cluster cannot be asked).
     pub async fn authorize(&self, user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
         if user.groups.iter().any(|g| g == "system:masters") {

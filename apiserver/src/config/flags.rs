@@ -122,12 +122,37 @@ pub struct Flags {
     /// Most watches open at once; more get 429 TooManyRequests.
     #[arg(long, default_value_t = 50_000)]
     pub max_watches: usize,
+    /// Serve kube-apiserver's types a standalone server needs (v1 namespaces,
+    /// events, configmaps, secrets; events.k8s.io events; coordination.k8s.io
+    /// leases; authorization.k8s.io self-subject reviews) and enforce the
+    /// namespace lifecycle: `auto` (when no host cluster is configured: no
+    /// front proxy, delegation or APIService registration), `true`, `false`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "true", "false"])]
+    pub builtin_types: String,
+    /// How long an Event is kept after it was last written.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: std::time::Duration,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 }
 
 impl Flags {
+    /// True when kube-apiserver's types are served (see `--builtin-types`):
+    /// behind kube-aggregator the host cluster serves them.
+    pub fn serves_builtins(&self) -> bool {
+        match self.builtin_types.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                self.requestheader_client_ca_file.is_none()
+                    && self.authentication_kubeconfig.is_none()
+                    && self.authorization_kubeconfig.is_none()
+                    && !self.register_apiservices
+            }
+        }
+    }
+
     /// True for the standalone default: a generated serving certificate and
     /// no host cluster (no front proxy, delegation or APIService
     /// registration). Only then does the server make an admin token.

@@ -36,7 +36,7 @@ pub async fn patch(call: &Call<'_>, name: &str, body: &mut Option<Incoming>) -> 
             return Err(ApiError::bad_request("invalid object: metadata.managedFields must be nil"));
         }
         let mut warnings = validation.check_duplicates(duplicates).map_err(&undecodable)?;
-        warnings.extend(validation.check_object(&mut applied).map_err(&undecodable)?);
+        warnings.extend(validation.check_object(&mut applied, known_fields(&call.scope)).map_err(&undecodable)?);
         let force = call.param("force") == Some("true");
         if !call.req.query.contains_key("fieldManager") {
             return Err(ApiError::bad_request("fieldManager is required for apply requests"));
@@ -75,7 +75,7 @@ async fn apply_patch(
         patch.apply(&mut current)?;
         registry::check_meta_types(&current, &scope)?;
         managed_fields::record_update(Some(&before), &mut current, opts.writer);
-        let mut warnings = opts.validation.check_object(&mut current)?;
+        let mut warnings = opts.validation.check_object(&mut current, known_fields(&scope))?;
         warnings.extend(crate::registry::meta::finalizer_warnings(Some(&before), &current));
         if !pinned {
             if let (Some(rv), Some(Value::Object(m))) = (rv, current.get_mut("metadata")) {
@@ -90,6 +90,11 @@ async fn apply_patch(
             result => return result.map(|updated| (updated, warnings)),
         }
     }
+}
+
+/// A built-in type's top-level fields (None: any field is kept).
+pub fn known_fields(scope: &Scope<'_>) -> Option<&'static [&'static str]> {
+    scope.rt.builtin.map(|b| b.fields())
 }
 
 /// How a write is done: dry run, on the TPR type, field validation, field manager.
@@ -147,9 +152,12 @@ async fn server_side_apply(
             check_tpr(app, &merged)?;
         }
         let result = match &current {
-            None => registry::create(app.store.as_ref(), scope, merged, opts.dry_run)
-                .await
-                .map(|o| (StatusCode::CREATED, o)),
+            None => {
+                crate::builtin::namespaces::check_create(app.store.as_ref(), &app.served, &scope, name).await?;
+                registry::create(app.store.as_ref(), scope, merged, opts.dry_run)
+                    .await
+                    .map(|o| (StatusCode::CREATED, o))
+            }
             Some(cur) => {
                 let rv = pinned.clone().or_else(|| meta_str(cur, "resourceVersion").map(String::from));
                 if let (Some(rv), Some(Value::Object(m))) = (rv, merged.get_mut("metadata")) {

@@ -40,6 +40,10 @@ pub async fn delete(call: &Call<'_>, name: &str, body: &mut Option<Incoming>) ->
     if call.is_tpr && !call.dry_run {
         return delete_tpr(app, scope, name, &opts.preconditions).await;
     }
+    if scope.rt.builtin == Some(discovery::Builtin::Namespace) && !call.dry_run {
+        let marked = crate::builtin::namespaces::delete(app.store.as_ref(), scope, name, &opts.preconditions).await?;
+        return Ok(respond::json(StatusCode::OK, &marked));
+    }
     let deleted = registry::delete(app.store.as_ref(), scope, name, &opts.preconditions, call.dry_run, None).await?;
     Ok(respond::json(StatusCode::OK, &deleted))
 }
@@ -147,7 +151,10 @@ async fn delete_collection(
     dry_run: bool,
 ) -> Result<Response, ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let fields = FieldSelector::parse_for(
+        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        scope.rt.builtin.map_or(&[], |b| b.field_labels()),
+    )?;
     let opts = ListOptions {
         prefix: scope.rt.list_prefix(scope.namespace),
         start: None,

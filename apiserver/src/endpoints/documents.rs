@@ -93,7 +93,9 @@ pub fn metrics(app: &App, parts: &http::request::Parts) -> Response {
 pub fn document(app: &App, parts: &http::request::Parts, d: &Document) -> Result<Response, ApiError> {
     only_get(parts)?;
     let all = app.served.all();
-    let types = described(&all);
+    let reviews = app.served.reviews();
+    let mut types = described(&all);
+    types.extend(reviews.iter());
     let path = parts.uri.path();
     Ok(match d {
         Document::Root => respond::json(StatusCode::OK, &documents::root_paths(&types)),
@@ -113,7 +115,14 @@ pub fn document(app: &App, parts: &http::request::Parts, d: &Document) -> Result
                 ),
             }
         }
-        Document::CoreV1 => respond::json(StatusCode::OK, &documents::core_resources()),
+        Document::CoreV1 => respond::json(StatusCode::OK, &documents::core_resources(&types)),
+        Document::Reviews => {
+            let reviews: Vec<&discovery::Resource> = reviews.iter().collect();
+            respond::json(
+                StatusCode::OK,
+                &documents::resource_list(&reviews, discovery::builtin::AUTHORIZATION_GROUP, "v1"),
+            )
+        }
         Document::Group(group) => {
             let doc = documents::group(&types, group).ok_or_else(|| ApiError::no_route(path))?;
             respond::json(StatusCode::OK, &doc)

@@ -10,10 +10,12 @@ pub mod delete;
 pub mod documents;
 pub mod negotiate;
 pub mod patch;
+pub mod protobuf;
 pub mod read;
 pub mod request;
 pub mod resources;
 pub mod respond;
+pub mod reviews;
 pub mod routing;
 pub mod watch;
 pub mod write;
@@ -95,6 +97,7 @@ async fn route(app: &App, req: Request) -> Response {
         Route::Document(d) => documents::document(app, &parts, d),
         Route::GroupVersion { group, version, types } => documents::group_version(&parts, group, version, types),
         Route::Resource(r) => resources::serve(app, &parts, &mut body, r, ctx.user()).await,
+        Route::Review(b) => reviews::serve(app, &parts, &mut body, *b, ctx.user()).await,
         Route::MethodNotAllowed => Err(ApiError::method_not_allowed(&parts.method, parts.uri.path())),
         // Not loaded yet (the store did not answer at start): not "not found".
         Route::NotFound if !app.controller.is_synced() && parts.uri.path().starts_with("/apis/") => {

@@ -67,7 +67,7 @@ pub fn table_output(call: &Call<'_>) -> Result<Option<watch::TableOutput>, ApiEr
         negotiate::Output::Json => Ok(None),
         negotiate::Output::Table(version) => {
             let include = IncludeObject::parse(call.param("includeObject")).map_err(ApiError::bad_request)?;
-            Ok(Some(watch::TableOutput { version, include, tpr: call.is_tpr }))
+            Ok(Some(watch::TableOutput { version, include, resource: call.scope.rt.api.clone() }))
         }
     }
 }
@@ -78,7 +78,10 @@ async fn list_at(
     table: Option<watch::TableOutput>,
 ) -> Result<Response, ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let fields = FieldSelector::parse_for(
+        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        scope.rt.builtin.map_or(&[], |b| b.field_labels()),
+    )?;
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     let prefix = scope.rt.list_prefix(scope.namespace);
     let (revision, start) = match q.get("continue").filter(|c| !c.is_empty()) {

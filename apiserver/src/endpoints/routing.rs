@@ -38,6 +38,8 @@ pub enum Route {
     },
     /// An object or collection of a served type.
     Resource(ResourceRequest),
+    /// `POST /apis/authorization.k8s.io/v1/selfsubject{access,rules}reviews` (standalone).
+    Review(discovery::Builtin),
     /// A path of a served type, but a method that is no Kubernetes verb there.
     MethodNotAllowed,
     /// Nothing is served at this path.
@@ -57,6 +59,8 @@ pub enum Document {
     Apis,
     /// `/apis/<group>`.
     Group(String),
+    /// `/apis/authorization.k8s.io/v1` (standalone: the reviews).
+    Reviews,
     /// `/openapi/v2`.
     OpenApiV2,
     /// `/openapi/v3`.
@@ -163,15 +167,33 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
         ["openapi", "v3", "apis", group, version] => {
             Some(Document::OpenApiV3GroupVersion(group.to_string(), version.to_string()))
         }
+        ["openapi", "v3", "api", "v1"] => Some(Document::OpenApiV3GroupVersion(String::new(), "v1".into())),
+        ["apis", discovery::builtin::AUTHORIZATION_GROUP, "v1"] if served.builtins() => Some(Document::Reviews),
         ["openapi", "v3", ..] => Some(Document::OpenApiOther),
         _ => None,
     };
     if let Some(d) = document {
         return Route::Document(d);
     }
-    let ["apis", group, rest @ ..] = segments.as_slice() else { return Route::NotFound };
+    if let ["apis", discovery::builtin::AUTHORIZATION_GROUP, "v1", plural] = segments.as_slice() {
+        let review = discovery::Builtin::REVIEWS.into_iter().find(|b| b.resource().plural == *plural);
+        match review {
+            Some(r) if served.builtins() && method == Method::POST => return Route::Review(r),
+            Some(_) if served.builtins() => return Route::MethodNotAllowed,
+            _ => {}
+        }
+    }
+    let (group, rest) = match segments.as_slice() {
+        ["apis", group, rest @ ..] => (*group, rest),
+        // The core group: `/api/v1/...` is group "" at version `v1`.
+        ["api", rest @ ..] => ("", rest),
+        _ => return Route::NotFound,
+    };
     let Some(resolved) = served.resolve(group, rest) else { return Route::NotFound };
     if resolved.rest.is_empty() {
+        if group.is_empty() {
+            return Route::Document(Document::CoreV1);
+        }
         return Route::GroupVersion { group: group.to_string(), version: resolved.version, types: resolved.types };
     }
     let (watch_path, rest) = match resolved.rest {

@@ -48,22 +48,22 @@ pub struct WatchParams {
 }
 
 /// Objects answered as Tables (see [`discovery::table`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TableOutput {
     /// `v1` or `v1beta1` of meta.k8s.io.
     pub version: &'static str,
     /// What each row carries of its object.
     pub include: discovery::table::IncludeObject,
-    /// The type is ThirdPartyResource (more columns).
-    pub tpr: bool,
+    /// The type (its columns).
+    pub resource: discovery::Resource,
 }
 
 impl TableOutput {
     /// A Table of `items`, with column definitions, carrying `metadata` (list metadata).
     pub fn table(&self, items: Vec<Value>, metadata: Value) -> Value {
-        let columns = discovery::table::columns(self.tpr);
+        let columns = discovery::table::columns(&self.resource);
         let now = std::time::SystemTime::now();
-        let rows = items.into_iter().map(|o| discovery::table::row(o, self.tpr, self.include, now)).collect();
+        let rows = items.into_iter().map(|o| discovery::table::row(o, &self.resource, self.include, now)).collect();
         discovery::table::table(self.version, Some(&columns), rows, metadata)
     }
 
@@ -351,7 +351,10 @@ pub async fn start(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let table = read::table_output(call)?;
     let gauge = app.metrics.watch_opened(&call.req.recorded());
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
-    let mut fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let mut fields = FieldSelector::parse_for(
+        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        scope.rt.builtin.map_or(&[], |b| b.field_labels()),
+    )?;
     if let Some(name) = name {
         fields = FieldSelector::parse(&format!("metadata.name={name}"))?;
     }

@@ -59,14 +59,17 @@ pub fn undecodable<'a>(call: &'a Call<'_>) -> impl Fn(ApiError) -> ApiError + 'a
 /// POST: creates an object (201).
 pub async fn create(call: &Call<'_>, body: &mut Option<Incoming>) -> Result<Response, ApiError> {
     let w = Writes::of(call)?;
+    let known = super::apply::known_fields(&call.scope);
     let (mut obj, mut warnings) =
-        read_json_body(call.parts, request::take(body)?, w.validation).await.map_err(undecodable(call))?;
+        read_json_body(call.parts, request::take(body)?, w.validation, known).await.map_err(undecodable(call))?;
     registry::check_meta_types(&obj, &call.scope)?;
     managed_fields::record_update(None, &mut obj, &w.writer());
     warnings.extend(registry::meta::finalizer_warnings(None, &obj));
     if call.is_tpr {
         check_tpr(call.app, &obj)?;
     }
+    let name = registry::meta_str(&obj, "name").unwrap_or_default();
+    crate::builtin::namespaces::check_create(call.app.store.as_ref(), &call.app.served, &call.scope, name).await?;
     let created = registry::create(call.app.store.as_ref(), call.scope, obj, call.dry_run).await?;
     warnings.extend(serve_if_tpr(call.app, call.is_tpr && !call.dry_run, &created)?);
     Ok(json_warned(StatusCode::CREATED, &created, &warnings))
@@ -75,8 +78,9 @@ pub async fn create(call: &Call<'_>, body: &mut Option<Incoming>) -> Result<Resp
 /// PUT: replaces an object at its resourceVersion (200).
 pub async fn update(call: &Call<'_>, name: &str, body: &mut Option<Incoming>) -> Result<Response, ApiError> {
     let w = Writes::of(call)?;
+    let known = super::apply::known_fields(&call.scope);
     let (mut obj, mut warnings) =
-        read_json_body(call.parts, request::take(body)?, w.validation).await.map_err(undecodable(call))?;
+        read_json_body(call.parts, request::take(body)?, w.validation, known).await.map_err(undecodable(call))?;
     registry::check_meta_types(&obj, &call.scope)?;
     let old = registry::get(call.app.store.as_ref(), call.scope, name).await?;
     managed_fields::record_update(Some(&old), &mut obj, &w.writer());
@@ -133,13 +137,22 @@ async fn read_json_body(
     parts: &http::request::Parts,
     body: Incoming,
     validation: FieldValidation,
+    known: Option<&[&str]>,
 ) -> Result<(Value, Vec<String>), ApiError> {
     let ct = request::content_type(parts);
-    if !ct.is_empty() && ct != "application/json" && ct != "application/x-www-form-urlencoded" && ct != "*/*" {
-        return Err(ApiError::unsupported_media_type(&ct, &["application/json"]));
-    }
-    let (mut obj, raw) = request::read_json_raw(parts, body).await?;
-    let warnings = validation.check(&raw, &mut obj)?;
+    let (mut obj, raw) = match ct.as_str() {
+        "" | "application/json" | "application/x-www-form-urlencoded" | "*/*" => {
+            request::read_json_raw(parts, body).await?
+        }
+        // kubectl's typed commands send built-in objects as protobuf.
+        super::protobuf::PROTOBUF => {
+            let obj = super::protobuf::decode(&request::read_bytes(parts, body).await?)?;
+            let raw = serde_json::to_vec(&obj).unwrap_or_default().into();
+            (obj, raw)
+        }
+        _ => return Err(ApiError::unsupported_media_type(&ct, &["application/json"])),
+    };
+    let warnings = validation.check(&raw, &mut obj, known)?;
     Ok((obj, warnings))
 }
 

@@ -30,7 +30,8 @@ impl Filter for AuthorizationFilter {
                 ctx.mark_judged();
                 self.app.authz.authorize(user, &r.attributes()).await
             }
-            Route::Public | Route::WhoAmI | Route::MethodNotAllowed | Route::NotFound => Ok(()),
+            // A review asks about its caller: every authenticated user may (kube's system:basic-user).
+            Route::Public | Route::WhoAmI | Route::Review(_) | Route::MethodNotAllowed | Route::NotFound => Ok(()),
         };
         match decision {
             Ok(()) => next.run(req).await,

@@ -41,8 +41,10 @@ impl FieldValidation {
 
     /// Checks `body` (the raw request) and `obj` (parsed from it): drops unknown
     /// metadata fields, then refuses (Strict) or returns the warnings (Warn).
-    pub fn check(self, body: &[u8], obj: &mut Value) -> Result<Vec<String>, ApiError> {
+    /// `known`: a built-in type's top-level fields (others are unknown too).
+    pub fn check(self, body: &[u8], obj: &mut Value, known: Option<&[&str]>) -> Result<Vec<String>, ApiError> {
         let mut problems = unknown_metadata_problems(obj);
+        problems.extend(unknown_top_level(obj, known));
         if self != FieldValidation::Ignore {
             problems.extend(duplicate_problems(body));
         }
@@ -62,9 +64,11 @@ impl FieldValidation {
         self.report(paths.into_iter().map(|f| format!("duplicate field \"{f}\"")).collect())
     }
 
-    /// Only `obj`'s unknown metadata fields (dropped whatever the mode).
-    pub fn check_object(self, obj: &mut Value) -> Result<Vec<String>, ApiError> {
-        let problems = unknown_metadata_problems(obj);
+    /// Only `obj`'s unknown metadata fields (dropped whatever the mode), and
+    /// its unknown top-level fields when `known` lists a built-in type's.
+    pub fn check_object(self, obj: &mut Value, known: Option<&[&str]>) -> Result<Vec<String>, ApiError> {
+        let mut problems = unknown_metadata_problems(obj);
+        problems.extend(unknown_top_level(obj, known));
         self.report(problems)
     }
 
@@ -79,6 +83,21 @@ impl FieldValidation {
             }
         }
     }
+}
+
+/// Drops the top-level fields a built-in type does not have (as kube's
+/// decoder drops them) and names them.
+fn unknown_top_level(obj: &mut Value, known: Option<&[&str]>) -> Vec<String> {
+    let (Some(known), Some(map)) = (known, obj.as_object_mut()) else { return Vec::new() };
+    let unknown: Vec<String> = map
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") && !known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for k in &unknown {
+        map.shift_remove(k);
+    }
+    unknown.into_iter().map(|f| format!("unknown field \"{f}\"")).collect()
 }
 
 fn unknown_metadata_problems(obj: &mut Value) -> Vec<String> {
@@ -232,14 +251,14 @@ mod tests {
         let body = br#"{"metadata":{"name":"a","colour":"red"},"free":1}"#;
         for mode in [FieldValidation::Warn, FieldValidation::Ignore] {
             let mut obj: Value = serde_json::from_slice(body).unwrap();
-            let warnings = mode.check(body, &mut obj).unwrap();
+            let warnings = mode.check(body, &mut obj, None).unwrap();
             assert_eq!(obj, json!({"metadata": {"name": "a"}, "free": 1}), "{mode:?}");
             let expected: Vec<String> =
                 if mode == FieldValidation::Warn { vec!["unknown field \"metadata.colour\"".into()] } else { vec![] };
             assert_eq!(warnings, expected);
         }
         let mut obj: Value = serde_json::from_slice(body).unwrap();
-        let e = FieldValidation::Strict.check(body, &mut obj).unwrap_err();
+        let e = FieldValidation::Strict.check(body, &mut obj, None).unwrap_err();
         assert_eq!(e.code, 400);
         assert!(e.message.contains("unknown field \"metadata.colour\""), "{}", e.message);
         assert!(FieldValidation::parse(Some("Loud")).is_err());

@@ -3,11 +3,13 @@
 //! generic registry store, in small). Objects are stored without
 //! `metadata.resourceVersion`; it comes from the key's mod revision.
 
+pub mod convert;
 pub mod field_validation;
 pub mod managed_fields;
 pub mod meta;
 pub mod paging;
 pub mod selectors;
+pub mod strategy;
 
 mod delete;
 
@@ -46,6 +48,7 @@ impl Scope<'_> {
 /// a value that is not a JSON object is [`ApiError::corrupt`].
 pub fn decode(kv: &KeyValue, api_version: &str) -> Result<Value, ApiError> {
     let mut obj = read_stored(kv)?;
+    convert::from_stored(api_version, &mut obj);
     let map = obj.as_object_mut().ok_or_else(|| ApiError::corrupt(&kv.key, "not a JSON object"))?;
     map.insert("apiVersion".into(), Value::String(api_version.to_string()));
     if let Some(Value::Object(m)) = map.get_mut("metadata") {
@@ -84,6 +87,9 @@ pub fn tombstone(kv: &KeyValue, key_prefix: &str, kind: &str, api_version: &str)
 
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
     let mut stored = obj.clone();
+    if let Some(v) = obj.get("apiVersion").and_then(Value::as_str) {
+        convert::to_stored(v, &mut stored);
+    }
     if let Some(Value::Object(m)) = stored.get_mut("metadata") {
         m.remove("resourceVersion");
         m.remove("selfLink");
@@ -244,6 +250,7 @@ pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run
         if let Ok(m) = metadata_mut(&mut obj) {
             m.insert("name".into(), Value::String(name.clone()));
         }
+        strategy::prepare(&scope, &name, None, &mut obj)?;
         validate(&obj, &scope, &name)?;
         let encoded = encode(&obj)?;
         if dry_run {
@@ -325,7 +332,9 @@ pub async fn update(
             "the object has been modified; please apply your changes to the latest version and try again",
         ));
     }
-    let old = read_stored(&current)?;
+    let mut old = read_stored(&current)?;
+    convert::from_stored(&scope.rt.api_version(scope.version), &mut old);
+    strategy::prepare(&scope, name, Some(&old), &mut obj)?;
     if meta_str(&old, "deletionTimestamp").is_some() {
         let finalizers = |o: &Value| -> Vec<Value> {
             o.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default()
@@ -346,8 +355,10 @@ pub async fn update(
     }
     merge_server_fields(&mut obj, &old)?;
     let deleting = meta_str(&obj, "deletionTimestamp").is_some();
-    let no_finalizers =
-        obj.get("metadata").and_then(|m| m.get("finalizers")).and_then(Value::as_array).is_none_or(|f| f.is_empty());
+    let empty = |pointer: &str| obj.pointer(pointer).and_then(Value::as_array).is_none_or(|f| f.is_empty());
+    // A namespace also waits for its `spec.finalizers` (the namespace controller's).
+    let namespace = scope.rt.builtin == Some(discovery::Builtin::Namespace);
+    let no_finalizers = empty("/metadata/finalizers") && (!namespace || empty("/spec/finalizers"));
     let encoded = encode(&obj)?;
     if dry_run {
         return Ok(obj);

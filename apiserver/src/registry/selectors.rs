@@ -114,13 +114,19 @@ impl LabelSelector {
     }
 }
 
-/// A parsed field selector on `metadata.name` and `metadata.namespace`.
+/// A parsed field selector: `metadata.name`, `metadata.namespace`, and the
+/// field labels of a built-in type (e.g. an Event's `involvedObject.name`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    /// Parses `fieldSelector`; other fields are a 400, as for custom resources.
+    /// Parses `fieldSelector` on the metadata fields; other fields are a 400, as for custom resources.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Self::parse_for(s, &[])
+    }
+
+    /// Parses `fieldSelector` for a type that also has the field labels `labels`.
+    pub fn parse_for(s: &str, labels: &[&str]) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, equal, v) = if let Some((f, v)) = part.split_once("!=") {
@@ -135,10 +141,10 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" {
+            if field != "metadata.name" && field != "metadata.namespace" && !labels.contains(&field) {
                 return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
-            reqs.push((field.trim_start_matches("metadata.").to_string(), equal, v.trim().to_string()));
+            reqs.push((field.to_string(), equal, v.trim().to_string()));
         }
         Ok(FieldSelector(reqs))
     }
@@ -150,14 +156,25 @@ impl FieldSelector {
 
     /// The name an `metadata.name=` requirement pins, if any.
     pub fn name(&self) -> Option<&str> {
-        self.0.iter().find(|(f, eq, _)| f == "name" && *eq).map(|(_, _, v)| v.as_str())
+        self.0.iter().find(|(f, eq, _)| f == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
     }
 
-    /// Whether an object matches.
+    /// Whether an object matches (a missing field is the empty string; `source` is `source.component`).
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(f, eq, v)| {
-            let actual = obj.get("metadata").and_then(|m| m.get(f.as_str())).and_then(Value::as_str).unwrap_or("");
-            (actual == v) == *eq
+            let mut at = obj;
+            for segment in f.split('.') {
+                at = at.get(segment).unwrap_or(&Value::Null);
+            }
+            if f == "source" {
+                at = at.get("component").unwrap_or(&Value::Null);
+            }
+            let actual = match at {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (actual == *v) == *eq
         })
     }
 }

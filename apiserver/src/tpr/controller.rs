@@ -50,6 +50,7 @@ impl Controller {
                 plural: "thirdpartyresources".into(),
                 singular: "thirdpartyresource".into(),
                 namespaced: false,
+                builtin: None,
             },
             key_prefix,
             cache,
@@ -98,6 +99,13 @@ impl Controller {
     /// same plural, kind or singular in its group, or ambiguous versions.
     pub fn check_conflicts(&self, tpr: &Value) -> Result<(), ApiError> {
         let Some(new) = candidate(tpr) else { return Ok(()) };
+        if self.served.builtins() && crate::builtin::reserved_group(&new.names.group) {
+            let target = Target { group: TPR_GROUP.into(), resource: "thirdpartyresources".into(), name: new.name };
+            return Err(ApiError::conflict(
+                &target,
+                format!("the group {} is served by this server's built-in types", new.names.group),
+            ));
+        }
         let stored = self.stored();
         match stored.values().find_map(|existing| conflicts::conflict(&new, existing)) {
             None => Ok(()),
@@ -137,8 +145,18 @@ impl Controller {
     /// chooses; a type whose TPR changes keeps its cache. Returns the refused
     /// TPRs with the reason.
     fn reconcile(&self, stored: &BTreeMap<String, Candidate>) -> Result<BTreeMap<String, String>, StorageError> {
-        let (chosen, refused) = conflicts::resolve(stored);
-        let refusals: BTreeMap<String, String> = refused.into_iter().map(|(c, why)| (c.name.clone(), why)).collect();
+        let (mut chosen, refused) = conflicts::resolve(stored);
+        let mut refusals: BTreeMap<String, String> =
+            refused.into_iter().map(|(c, why)| (c.name.clone(), why)).collect();
+        if self.served.builtins() {
+            chosen.retain(|c| {
+                let reserved = crate::builtin::reserved_group(&c.names.group);
+                if reserved {
+                    refusals.insert(c.name.clone(), format!("the group {} is served by built-in types", c.names.group));
+                }
+                !reserved
+            });
+        }
         {
             let mut logged = self.refused.lock().unwrap_or_else(|p| p.into_inner());
             for (name, why) in &refusals {
@@ -175,6 +193,7 @@ impl Controller {
                     plural,
                     singular: c.names.singular.clone(),
                     namespaced: true,
+                    builtin: None,
                 },
                 key_prefix,
                 cache,

@@ -1,0 +1,55 @@
+"""A minimal kopf operator for MysqlDb (prsn.io/v1, plural mysqldbs).
+
+Run it against tpr-apiserver with the kubeconfig the server wrote:
+
+    KUBECONFIG=<data-dir>/kubeconfig kopf run --standalone --all-namespaces kopf_operator.py
+
+Each handler prints one `HANDLED <verb> <namespace>/<name>` line to stdout,
+so that a test can count that no object is handled twice.
+"""
+
+import logging
+
+import kopf
+
+FINALIZER = "prsn.io/kopf-finalizer"
+
+
+@kopf.on.login()
+def login(**kwargs):
+    # Credentials from $KUBECONFIG only (server, CA, bearer token), never in-cluster ones.
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_):
+    settings.peering.standalone = True  # no KopfPeering objects needed (as --standalone)
+    settings.persistence.finalizer = FINALIZER
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 30  # re-watch every 30 s, from the last resourceVersion
+
+
+def handled(verb, namespace, name):
+    print(f"HANDLED {verb} {namespace}/{name}", flush=True)
+
+
+@kopf.on.create("prsn.io", "v1", "mysqldbs")
+def create(body, spec, name, namespace, patch, **_):
+    patch.status["phase"] = "Ready"
+    patch.status["size"] = spec.get("size")
+    kopf.info(body, reason="Provisioned", message=f"MysqlDb {name} is ready ({spec.get('size')})")
+    handled("create", namespace, name)
+
+
+@kopf.on.update("prsn.io", "v1", "mysqldbs")
+def update(spec, name, namespace, patch, logger, **_):
+    logger.info(f"resizing to {spec.get('size')}")
+    patch.status["size"] = spec.get("size")
+    handled("update", namespace, name)
+
+
+@kopf.on.delete("prsn.io", "v1", "mysqldbs")
+def delete(name, namespace, logger, **_):
+    # kopf's finalizer holds the object until this handler has succeeded.
+    logger.info(f"dropping {namespace}/{name}")
+    handled("delete", namespace, name)
