@@ -191,6 +191,7 @@ fn lists_select_and_page(backend: Backend) {
     let r = start(backend);
     let s = &r.server;
     create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    common::create_namespace(s, "other");
     for i in 0..7 {
         let ns = if i % 2 == 0 { "default" } else { "other" };
         let body = json!({"metadata": {"name": format!("db{i}"), "labels": {"parity": if i % 2 == 0 { "even" } else { "odd" }}}});
@@ -245,6 +246,8 @@ fn deleting_a_tpr_deletes_its_objects(backend: Backend) {
     let r = start(backend);
     let s = &r.server;
     create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    common::create_namespace(s, "team-a");
+    common::create_namespace(s, "team-b");
     for ns in ["default", "team-a", "team-b"] {
         assert_eq!(
             post(s, &format!("/apis/prsn.io/v1/namespaces/{ns}/mysqldbs"), &json!({"metadata": {"name": "db"}})).code,

@@ -136,6 +136,13 @@ pub fn create_tpr(server: &Server, name: &str, versions: &[&str]) {
     assert_eq!(out.code, 201, "create TPR {name}: {}", out.body);
 }
 
+/// Creates namespace `name` (a standalone server serves namespaces; objects
+/// live only in namespaces that exist).
+pub fn create_namespace(server: &Server, name: &str) {
+    let out = post(server, "/api/v1/namespaces", &serde_json::json!({"metadata": {"name": name}}));
+    assert_eq!(out.code, 201, "create namespace {name}: {}", out.body);
+}
+
 /// POSTs `body` to `path`, returning the response.
 pub fn post(server: &Server, path: &str, body: &Value) -> testkit::CurlOutput {
     server.curl(&["-H", "Content-Type: application/json", "-d", &body.to_string()], path)
