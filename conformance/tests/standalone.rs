@@ -235,7 +235,10 @@ fn core_types(backend: Backend) {
     let listed: Vec<&str> = core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(listed, ["configmaps", "events", "namespaces", "secrets"]);
     let ns = &core["resources"][2];
-    assert_eq!((ns["shortNames"].clone(), ns["singularName"].clone(), ns["namespaced"].clone()), (json!(["ns"]), json!("namespace"), json!(false)));
+    assert_eq!(
+        (ns["shortNames"].clone(), ns["singularName"].clone(), ns["namespaced"].clone()),
+        (json!(["ns"]), json!("namespace"), json!(false))
+    );
     let agg =
         json(&s.curl(&["-H", "Accept: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"], "/api"));
     assert_eq!(agg["items"][0]["versions"][0]["resources"].as_array().unwrap().len(), 4);
@@ -356,6 +359,31 @@ fn none_of_it_behind_the_aggregator(backend: Backend) {
     });
     assert_eq!(s.curl(&[], &format!("{DBS}/never-created/mysqldbs/db")).code, 200);
     drop((etcd, dir));
+}
+
+/// Events are kept for `--event-ttl` after their last write, then deleted
+/// (a watcher sees them go); other types are not touched.
+#[test]
+fn events_expire_after_the_event_ttl() {
+    let r = start_with(Backend::Embedded, &["--event-ttl=2s"]);
+    let s = &r.server;
+    let event = |name: &str| json!({"metadata": {"name": name}, "involvedObject": {"kind": "MysqlDb", "name": "orders"}, "reason": "R", "message": "m", "type": "Normal"});
+    assert_eq!(post(s, "/api/v1/namespaces/default/events", &event("old")).code, 201);
+    assert_eq!(post(s, "/api/v1/namespaces/default/configmaps", &json!({"metadata": {"name": "kept"}})).code, 201);
+    let rv = json(&s.curl(&[], "/api/v1/namespaces/default/events"))["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let watch = CurlWatch::open(s, &format!("/api/v1/namespaces/default/events?watch=1&resourceVersion={rv}"));
+    let took = eventually("the event expired", || s.curl(&[], "/api/v1/namespaces/default/events/old").code == 404);
+    println!("event gone {took:?} after it was written (ttl 2 s)");
+    // Timestamps have whole seconds: an event can go up to 1 s before its ttl, never at once.
+    assert!(took >= Duration::from_millis(500), "not before its ttl: {took:?}");
+    let (kind, obj) = watch.next();
+    assert_eq!((kind.as_str(), obj["metadata"]["name"].as_str()), ("DELETED", Some("old")));
+    assert_eq!(post(s, "/api/v1/namespaces/default/events", &event("fresh")).code, 201);
+    assert_eq!(s.curl(&[], "/api/v1/namespaces/default/events/fresh").code, 200);
+    assert_eq!(s.curl(&[], "/api/v1/namespaces/default/configmaps/kept").code, 200);
 }
 
 use common::Running;

@@ -6,8 +6,10 @@
 //! default 10,000; BENCH_SECS the seconds per throughput measurement, default 3).
 //! Prints: creates/s through the API at 64 concurrent clients against raw etcd
 //! puts/s at 64; GET of one object per second over keep-alive HTTPS (HTTP/2);
-//! new TPR → first successful create; watchers: delivery of every event,
-//! p99 latency at 100 writes/s, and server RSS per idle watcher.
+//! new TPR → first successful create; overload; on the embedded store, a
+//! namespace of 10,000 objects deleted and TPR creates beside 1,000 Events/s;
+//! watchers: delivery of every event, p99 latency at 100 writes/s, and server
+//! RSS per idle watcher.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -224,6 +226,36 @@ async fn closed_loop(target: &Arc<Target>, n: usize, tag: &str) -> Closed {
 /// (open loop: arrivals do not wait for answers, as many independent
 /// clients), over 8 HTTP/2 connections.
 async fn open_loop(target: &Arc<Target>, rate: f64, tag: &str) -> Closed {
+    open_loop_to(
+        target,
+        rate,
+        "/apis/prsn.io/v1/namespaces/default/mysqldbs",
+        |name| format!("{{\"metadata\":{{\"name\":\"{name}\"}},\"size\":\"small\"}}"),
+        tag,
+    )
+    .await
+}
+
+/// An Event body, as an operator posts one.
+fn event_body(name: &str) -> String {
+    serde_json::json!({
+        "metadata": {"name": name},
+        "involvedObject": {"apiVersion": "prsn.io/v1", "kind": "MysqlDb", "name": "orders", "namespace": "default"},
+        "reason": "Reconciled", "message": "MysqlDb orders reconciled", "type": "Normal",
+        "source": {"component": "bench-operator"}, "count": 1,
+        "firstTimestamp": "2026-12-05T00:00:00Z", "lastTimestamp": "2026-12-05T00:00:00Z",
+    })
+    .to_string()
+}
+
+/// [`open_loop`] to `path`, with `body` making each object from its name.
+async fn open_loop_to(
+    target: &Arc<Target>,
+    rate: f64,
+    path: &'static str,
+    body: impl Fn(&str) -> String,
+    tag: &str,
+) -> Closed {
     let mut clients = Vec::new();
     for _ in 0..8 {
         clients.push(target.connect().await);
@@ -236,9 +268,9 @@ async fn open_loop(target: &Arc<Target>, rate: f64, tag: &str) -> Closed {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
         let (mut client, target, results) = (clients[i as usize % 8].clone(), target.clone(), results.clone());
-        let body = format!("{{\"metadata\":{{\"name\":\"{tag}-{i}\"}},\"size\":\"small\"}}");
+        let body = body(&format!("{tag}-{i}"));
         tasks.push(tokio::spawn(async move {
-            let req = target.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body));
+            let req = target.request("POST", path, Some(body));
             let t0 = Instant::now();
             let (code, _) = call(&mut client, req).await;
             let us = t0.elapsed().as_micros() as u32;
@@ -344,6 +376,102 @@ async fn overload(bin: &std::path::Path, etcd: &testkit::Etcd) {
     let _ = server.terminate();
 }
 
+/// A server of `bin` on the embedded store (the standalone default) with a TPR.
+async fn embedded_server(bin: &std::path::Path) -> (testkit::Server, Arc<Target>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        testkit::Server::start(bin, &["--data-dir", dir.path().to_str().expect("utf-8")]).expect("start tpr-apiserver");
+    let target = target_of(&server, dir.path());
+    let mut admin = target.connect().await;
+    create_tpr(&mut admin, &target, "mysql-db.prsn.io").await;
+    (server, target, dir)
+}
+
+/// Deleting a namespace with `NAMESPACE_OBJECTS` (default 10,000) objects in
+/// it on the embedded store: from the DELETE to the namespace's 404.
+async fn namespace_deletion(bin: &std::path::Path) {
+    let count: u64 = std::env::var("NAMESPACE_OBJECTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let (server, target, _dir) = embedded_server(bin).await;
+    let mut admin = target.connect().await;
+    let ns = r#"{"metadata":{"name":"bulk"}}"#.to_string();
+    assert_eq!(call(&mut admin, target.request("POST", "/api/v1/namespaces", Some(ns))).await.0, 201);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..64 {
+        let (next, target) = (next.clone(), target.clone());
+        let mut client = if c < 4 { target.connect().await } else { admin.clone() };
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let body = format!("{{\"metadata\":{{\"name\":\"db{i}\"}},\"size\":\"small\"}}");
+                let req = target.request("POST", "/apis/prsn.io/v1/namespaces/bulk/mysqldbs", Some(body));
+                assert_eq!(call(&mut client, req).await.0, 201);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("creates");
+    }
+    let cpu = testkit::process::cpu_time(server.pid());
+    let started = Instant::now();
+    let (code, _) = call(&mut admin, target.request("DELETE", "/api/v1/namespaces/bulk", None)).await;
+    assert_eq!(code, 200);
+    loop {
+        let (code, _) = call(&mut admin, target.request("GET", "/api/v1/namespaces/bulk", None)).await;
+        if code == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    let cpu = testkit::process::cpu_time(server.pid()) - cpu;
+    let (_, left) = call(&mut admin, target.request("GET", "/apis/prsn.io/v1/namespaces/bulk/mysqldbs", None)).await;
+    let left: serde_json::Value = serde_json::from_slice(&left).expect("list");
+    println!(
+        "namespace: {count} objects deleted with their namespace in {took:.2?} (server CPU {cpu:.2?}); {} left",
+        left["items"].as_array().map_or(0, Vec::len)
+    );
+    let _ = server.terminate();
+}
+
+/// TPR creates with and without Events posted at `EVENT_RATE` (default
+/// 1,000/s) on the embedded store: a steady open-loop load of 500 creates/s
+/// (p99 latency), then 16 closed-loop clients (throughput and p99).
+async fn events_load(bin: &std::path::Path) {
+    let rate: f64 = std::env::var("EVENT_RATE").ok().and_then(|n| n.parse().ok()).unwrap_or(1000.0);
+    let (server, target, _dir) = embedded_server(bin).await;
+    let report = |what: &str, out: &mut Closed, events: Option<&Closed>| {
+        let created = out.admitted.len() as f64 / out.secs;
+        let (p50, p99) = (Closed::p(&mut out.admitted, 50), Closed::p(&mut out.admitted, 99));
+        let events = events.map_or(String::new(), |e| {
+            format!(
+                "; events {:.0}/s posted ({} failed)",
+                e.admitted.len() as f64 / e.secs,
+                e.other + e.refused.len() as u64
+            )
+        });
+        println!("events: {what}: {created:.0} creates/s, p50 {p50:.2} ms, p99 {p99:.2} ms{events}");
+    };
+    let mut alone = open_loop(&target, 500.0, "steady-alone").await;
+    report("500 creates/s alone", &mut alone, None);
+    let (mut steady, events) = tokio::join!(
+        open_loop(&target, 500.0, "steady-events"),
+        open_loop_to(&target, rate, "/api/v1/namespaces/default/events", event_body, "ev-steady")
+    );
+    report(&format!("500 creates/s with {rate:.0} events/s"), &mut steady, Some(&events));
+    let mut alone = closed_loop(&target, 16, "closed-alone").await;
+    report("16 clients alone", &mut alone, None);
+    let (mut loaded, events) = tokio::join!(
+        closed_loop(&target, 16, "closed-events"),
+        open_loop_to(&target, rate, "/api/v1/namespaces/default/events", event_body, "ev-closed")
+    );
+    report(&format!("16 clients with {rate:.0} events/s"), &mut loaded, Some(&events));
+    let _ = server.terminate();
+}
+
 #[tokio::main]
 async fn main() {
     let etcd = testkit::Etcd::start().expect("start etcd (install etcd-server)");
@@ -363,8 +491,9 @@ async fn main() {
     let mut admin = target.connect().await;
     create_tpr(&mut admin, &target, "mysql-db.prsn.io").await;
 
-    // BENCH_PHASES picks phases (default all): creates,get,tpr,overload,watch.
-    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "creates,get,tpr,overload,watch".into());
+    // BENCH_PHASES picks phases (default all): creates,get,tpr,overload,namespace,events,watch.
+    let phases =
+        std::env::var("BENCH_PHASES").unwrap_or_else(|_| "creates,get,tpr,overload,namespace,events,watch".into());
     let run = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
 
     // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
@@ -453,7 +582,16 @@ async fn main() {
         overload(&bin, &etcd).await;
     }
 
-    // 5. Watchers.
+    // 5. The standalone control plane on the embedded store: a namespace
+    // deleted with its objects; TPR writes beside a stream of Events.
+    if run("namespace") {
+        namespace_deletion(&bin).await;
+    }
+    if run("events") {
+        events_load(&bin).await;
+    }
+
+    // 6. Watchers.
     if !run("watch") {
         return;
     }
