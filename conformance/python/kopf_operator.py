@@ -1,4 +1,5 @@
-"""A minimal kopf operator for MysqlDb (prsn.io/v1, plural mysqldbs).
+"""A minimal kopf operator for the seed's MysqlDb objects (prsn.io/v1, plural
+mysqldbs; fields `engine_version` and `instance_size`).
 
 Run it against tpr-apiserver with the kubeconfig the server wrote:
 
@@ -34,17 +35,19 @@ def handled(verb, namespace, name):
 
 
 @kopf.on.create("prsn.io", "v1", "mysqldbs")
-def create(body, spec, name, namespace, patch, **_):
+def create(body, name, namespace, patch, **_):
+    size = body.get("instance_size")
     patch.status["phase"] = "Ready"
-    patch.status["size"] = spec.get("size")
-    kopf.info(body, reason="Provisioned", message=f"MysqlDb {name} is ready ({spec.get('size')})")
+    patch.status["size"] = size
+    kopf.info(body, reason="Provisioned", message=f"MysqlDb {name} is ready ({size})")
     handled("create", namespace, name)
 
 
 @kopf.on.update("prsn.io", "v1", "mysqldbs")
-def update(spec, name, namespace, patch, logger, **_):
-    logger.info(f"resizing to {spec.get('size')}")
-    patch.status["size"] = spec.get("size")
+def update(body, name, namespace, patch, logger, **_):
+    size = body.get("instance_size")
+    logger.info(f"resizing to {size}")
+    patch.status["size"] = size
     handled("update", namespace, name)
 
 

@@ -115,11 +115,11 @@ def main():
         return op
 
     def create(name, size):
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MysqlDb", "metadata": {"name": name}, "spec": {"size": size}}
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MysqlDb", "metadata": {"name": name}, "engine_version": "5.6.23", "instance_size": size}
         custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
 
     def resize(name, size):
-        custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name, {"spec": {"size": size}})
+        custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name, {"instance_size": size})
 
     def get(name):
         return custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
@@ -147,7 +147,7 @@ def main():
             obj.get("status", {}).get("phase") == "Ready"
             and obj["status"].get("size") == size
             and FINALIZER in (meta.get("finalizers") or [])
-            and f'"size":"{size}"' in (meta.get("annotations") or {}).get(LAST_HANDLED, "")
+            and f'"instance_size":"{size}"' in (meta.get("annotations") or {}).get(LAST_HANDLED, "")
         )
 
     try:

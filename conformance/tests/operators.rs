@@ -42,6 +42,19 @@ fn kopf_operator(backend: Backend) {
 
 on_both_backends!(kopf_operator);
 
+/// README.md's "Run your automation against it" shows the operator the test runs.
+#[test]
+fn the_readme_shows_the_tested_operator() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let operator = std::fs::read_to_string(root.join("conformance/python/kopf_operator.py")).unwrap();
+    let code = &operator[operator.find("import logging").expect("the operator's code")..];
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(code.trim_end()),
+        "README.md must show conformance/python/kopf_operator.py's code unchanged"
+    );
+}
+
 /// The `@kubernetes/client-node` informer: add, update and delete seen, and
 /// objects that existed before it started (see `node/informer.mjs`).
 #[test]

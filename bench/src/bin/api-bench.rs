@@ -455,8 +455,17 @@ async fn events_load(bin: &std::path::Path) {
         });
         println!("events: {what}: {created:.0} creates/s, p50 {p50:.2} ms, p99 {p99:.2} ms{events}");
     };
+    // The server's CPU per create and per event, each alone at a steady rate.
+    let cpu = testkit::process::cpu_time(server.pid());
     let mut alone = open_loop(&target, 500.0, "steady-alone").await;
+    let per_create =
+        (testkit::process::cpu_time(server.pid()) - cpu).as_micros() as f64 / alone.admitted.len().max(1) as f64;
     report("500 creates/s alone", &mut alone, None);
+    let cpu = testkit::process::cpu_time(server.pid());
+    let events = open_loop_to(&target, rate, "/api/v1/namespaces/default/events", event_body, "ev-alone").await;
+    let per_event =
+        (testkit::process::cpu_time(server.pid()) - cpu).as_micros() as f64 / events.admitted.len().max(1) as f64;
+    println!("events: server CPU {per_create:.0} µs per create, {per_event:.0} µs per event");
     let (mut steady, events) = tokio::join!(
         open_loop(&target, 500.0, "steady-events"),
         open_loop_to(&target, rate, "/api/v1/namespaces/default/events", event_body, "ev-steady")
