@@ -69,6 +69,29 @@ mod tests {
     }
 
     #[test]
+    fn the_core_group_is_api_v1() {
+        let (ns, lease, tpr) = (Builtin::Namespace.resource(), Builtin::Lease.resource(), tprs());
+        let types = [&ns, &lease, &tpr];
+        let core = documents::core_resources(&types);
+        assert_eq!(core["groupVersion"], "v1");
+        assert_eq!(core["resources"].as_array().unwrap().len(), 1);
+        assert_eq!(core["resources"][0]["shortNames"], serde_json::json!(["ns"]));
+        let groups = documents::group_list(&types).to_string();
+        assert!(groups.contains("coordination.k8s.io") && !groups.contains("\"name\":\"\""), "{groups}");
+        let paths = documents::root_paths(&types)["paths"].to_string();
+        assert!(paths.contains("\"/api/v1\"") && !paths.contains("/apis/v1"), "{paths}");
+        let agg = aggregated::aggregated(&types, true, "v2");
+        assert_eq!(agg["items"][0]["versions"][0]["resources"][0]["resource"], "namespaces");
+        let index = openapi::openapi_index(&types);
+        assert!(index["paths"]["api/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("/openapi/v3/api/v1?hash="));
+        let doc = openapi::openapi_group_version(&types, "", "v1");
+        assert!(doc["paths"]["/api/v1/namespaces/{name}"].is_object(), "{doc}");
+    }
+
+    #[test]
     fn aggregated_discovery_and_openapi_carry_the_kinds() {
         let a = mysqldbs();
         let agg = aggregated::aggregated(&[&a], false, "v2");
