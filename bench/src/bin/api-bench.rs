@@ -481,6 +481,135 @@ async fn events_load(bin: &std::path::Path) {
     let _ = server.terminate();
 }
 
+/// A local webhook receiver for the sensor: the arrival time of each
+/// delivered change by resourceVersion.
+async fn sensor_receiver() -> (std::net::SocketAddr, Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("receiver");
+    let addr = listener.local_addr().expect("address");
+    let arrived: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>> = Arc::default();
+    let seen = arrived.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let at = Instant::now();
+                        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                        if let Some(rv) = v["resourceVersion"].as_str().and_then(|r| r.parse().ok()) {
+                            if let Ok(mut m) = seen.lock() {
+                                m.entry(rv).or_insert(at);
+                            }
+                        }
+                        hyper::Response::builder().status(200).body(Full::new(Bytes::new()))
+                    }
+                });
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    (addr, arrived)
+}
+
+/// tpr-sensor (release build, beside the server's binary) to a local webhook
+/// on the embedded store: the delay from a write's acknowledgement to its
+/// delivery at 20 writes/s; then an outage of `SENSOR_OUTAGE_SECS` (default
+/// 60) during which `SENSOR_CHANGES` (default 10,000) objects are created,
+/// and the time the restarted sensor takes to deliver them all.
+async fn sensor(bin: &std::path::Path) {
+    let sensor_bin = bin.with_file_name("tpr-sensor");
+    let outage: u64 = std::env::var("SENSOR_OUTAGE_SECS").ok().and_then(|n| n.parse().ok()).unwrap_or(60);
+    let changes: u64 = std::env::var("SENSOR_CHANGES").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let (server, target, dir) = embedded_server(bin).await;
+    let (addr, arrived) = sensor_receiver().await;
+    let state = dir.path().join("sensor");
+    let start_sensor = || {
+        std::process::Command::new(&sensor_bin)
+            .args(["--kubeconfig", dir.path().join("kubeconfig").to_str().expect("utf-8")])
+            .args(["--resource", "mysqldbs.prsn.io", "--sink", "webhook", "--target", &format!("http://{addr}/hook")])
+            .args(["--state-dir", state.to_str().expect("utf-8"), "--metrics-bind-address", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start tpr-sensor (cargo build --release -p sensor)")
+    };
+    let mut child = start_sensor();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // 1. Latency at low load: 20 writes/s for 10 s.
+    let mut client = target.connect().await;
+    let mut acked = Vec::new();
+    for i in 0..200 {
+        let body = format!("{{\"metadata\":{{\"name\":\"low-{i}\"}},\"size\":\"small\"}}");
+        let (code, out) =
+            call(&mut client, target.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body))).await;
+        let at = Instant::now();
+        assert_eq!(code, 201);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("object");
+        acked.push((v["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse::<u64>().ok()).expect("rv"), at));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut delays: Vec<u32> = {
+        let m = arrived.lock().expect("arrivals");
+        acked
+            .iter()
+            .filter_map(|(rv, at)| m.get(rv).map(|a| a.saturating_duration_since(*at).as_micros() as u32))
+            .collect()
+    };
+    let missing = acked.len() - delays.len();
+    println!(
+        "sensor: write acknowledged -> delivered at 20 writes/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({missing} missing)",
+        Closed::p(&mut delays, 50),
+        Closed::p(&mut delays, 99),
+        delays.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    // 2. An outage: the sensor is stopped, changes are made, it starts again.
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let stopped = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (next, target) = (next.clone(), target.clone());
+        let mut client = target.connect().await;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= changes {
+                    return;
+                }
+                let body = format!("{{\"metadata\":{{\"name\":\"out-{i}\"}},\"size\":\"small\"}}");
+                let req = target.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body));
+                assert_eq!(call(&mut client, req).await.0, 201);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writes");
+    }
+    let wrote = stopped.elapsed();
+    tokio::time::sleep(Duration::from_secs(outage).saturating_sub(wrote)).await;
+    let before = arrived.lock().expect("arrivals").len();
+    let restarted = Instant::now();
+    let mut child = start_sensor();
+    let want = before + changes as usize;
+    while arrived.lock().expect("arrivals").len() < want && restarted.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = restarted.elapsed();
+    let got = arrived.lock().expect("arrivals").len() - before;
+    println!(
+        "sensor: {changes} changes made during a {outage} s outage delivered {took:.2?} after the restart ({got} arrived, {:.0} deliveries/s)",
+        got as f64 / took.as_secs_f64()
+    );
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let _ = server.terminate();
+}
+
 #[tokio::main]
 async fn main() {
     let etcd = testkit::Etcd::start().expect("start etcd (install etcd-server)");
@@ -500,9 +629,9 @@ async fn main() {
     let mut admin = target.connect().await;
     create_tpr(&mut admin, &target, "mysql-db.prsn.io").await;
 
-    // BENCH_PHASES picks phases (default all): creates,get,tpr,overload,namespace,events,watch.
-    let phases =
-        std::env::var("BENCH_PHASES").unwrap_or_else(|_| "creates,get,tpr,overload,namespace,events,watch".into());
+    // BENCH_PHASES picks phases (default all): creates,get,tpr,overload,namespace,events,sensor,watch.
+    let phases = std::env::var("BENCH_PHASES")
+        .unwrap_or_else(|_| "creates,get,tpr,overload,namespace,events,sensor,watch".into());
     let run = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
 
     // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
@@ -598,6 +727,9 @@ async fn main() {
     }
     if run("events") {
         events_load(&bin).await;
+    }
+    if run("sensor") {
+        sensor(&bin).await;
     }
 
     // 6. Watchers.
