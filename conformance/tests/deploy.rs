@@ -187,6 +187,45 @@ fn the_kustomize_base_renders_and_applies() {
     assert_eq!(out.lines().filter(|l| l.ends_with("(dry run)")).count(), docs.len(), "{out}");
 }
 
+/// The optional sensor (`deploy/sensor/`): it renders and applies, keeps its
+/// checkpoint on a volume of its own in one replica, may read the resource,
+/// and names only flags `tpr-sensor` has.
+#[test]
+fn the_sensor_manifests_render_and_name_real_flags() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/sensor");
+    let rendered = run(Command::new("/usr/bin/kubectl").arg("kustomize").arg(&deploy));
+    let docs: Vec<Value> = rendered.split("\n---\n").map(|d| serde_norway::from_str::<Value>(d).unwrap()).collect();
+    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("{kind} in {rendered}"));
+    let sts = find("StatefulSet");
+    assert_eq!(sts["spec"]["replicas"], 1);
+    let container = &sts["spec"]["template"]["spec"]["containers"][0];
+    let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+    assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], container["volumeMounts"][0]["name"]);
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(flag(&args, "--state-dir"), mount, "the checkpoint is on the volume");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    let help = run(Command::new(testkit::apiserver_binary().with_file_name("tpr-sensor")).arg("--help"));
+    for a in &args {
+        let name = a.split('=').next().unwrap();
+        assert!(
+            help.contains(&format!("{name} ")) || help.contains(&format!("{name} <")),
+            "{name} is not a tpr-sensor flag:\n{help}"
+        );
+    }
+    let rules = &find("ClusterRole")["rules"][0];
+    assert_eq!(rules["verbs"], serde_json::json!(["get", "list", "watch"]));
+    let host = testkit::FakeKube::start(std::sync::Arc::new(|_: &str, _: &str, _: &str| true)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sensor.yaml");
+    std::fs::write(&file, &rendered).unwrap();
+    let out = run(Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(host.kubeconfig().unwrap())
+        .args(["apply", "--dry-run=client", "--validate=false", "-f"])
+        .arg(&file));
+    assert_eq!(out.lines().filter(|l| l.ends_with("(dry run)")).count(), docs.len(), "{out}");
+}
+
 /// The value of `--name=value` among `args`.
 fn flag<'a>(args: &[&'a str], name: &str) -> &'a str {
     args.iter().find_map(|a| a.strip_prefix(name)?.strip_prefix('=')).unwrap_or_else(|| panic!("{name}=… in {args:?}"))
