@@ -372,3 +372,26 @@ fn selectors_and_core_types() {
     assert!(got[0].headers["ce-source"].ends_with("/api/v1/namespaces/default/configmaps"), "{:?}", got[0].headers);
     assert_eq!(got[0].headers.get("ce-subject").map(String::as_str), Some("default/settings"));
 }
+
+/// `--resync`: the whole current state again, as SYNCED, on a period.
+#[test]
+fn resync_delivers_the_current_state_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), &[]);
+    create(&s, "a", "small");
+    create(&s, "b", "small");
+    let rx = Receiver::start();
+    let hook = webhook(&rx);
+    let mut extra = args(&hook);
+    extra.extend(["--resync", "1s"]);
+    let _sensor = Sensor::start(&s, &dir.path().join("state"), &extra);
+    let synced = |got: &[common::Received]| got.iter().filter(|r| r.body["type"] == "SYNCED").count() >= 4;
+    assert!(
+        rx.wait_for(Duration::from_secs(20), synced),
+        "{:?}",
+        rx.received().iter().map(common::summary).collect::<Vec<_>>()
+    );
+    let (per, _) = by_object(&rx.received());
+    assert_eq!(per["a"][0].0, "ADDED");
+    assert!(per["a"].iter().any(|(t, _)| t == "SYNCED") && per["b"].iter().any(|(t, _)| t == "SYNCED"));
+}
