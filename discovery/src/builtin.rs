@@ -65,6 +65,7 @@ impl Builtin {
             singular: kind.to_ascii_lowercase(),
             namespaced,
             builtin: Some(self),
+            description: self.description().to_string(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! - [`resource`]: [`Resource`], a served type as discovery describes it.
 //! - [`documents`]: legacy discovery (`/api`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`), `/`, `/version`.
 //! - [`aggregated`]: aggregated discovery (apidiscovery.k8s.io v2, v2beta1).
-//! - [`openapi`]: OpenAPI v3 (index and per group-version) and v2.
+//! - [`openapi`]: OpenAPI v3 (index and per group-version) and v2; [`openapi_pb`]: v2 as protobuf.
 //! - [`table`]: Tables for `kubectl get` (columns, cells, rows).
 //!
 //! The server builds these documents from its served types and serves them;
@@ -18,6 +18,7 @@ pub mod builtin;
 pub mod documents;
 pub mod naming;
 pub mod openapi;
+pub mod openapi_pb;
 pub mod resource;
 pub mod table;
 
@@ -38,6 +39,7 @@ mod tests {
             singular: "mysqldb".into(),
             namespaced: true,
             builtin: None,
+            description: String::new(),
         }
     }
 
@@ -50,6 +52,7 @@ mod tests {
             singular: "thirdpartyresource".into(),
             namespaced: false,
             builtin: None,
+            description: String::new(),
         }
     }
 

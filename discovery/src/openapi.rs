@@ -53,7 +53,9 @@ pub fn openapi_v2(types: &[&Resource]) -> Value {
             let text = doc.to_string().replace("#/components/schemas/", "#/definitions/");
             let Ok(doc) = serde_json::from_str::<Value>(&text) else { continue };
             if let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) {
-                definitions.extend(schemas.clone());
+                for (name, schema) in schemas {
+                    definitions.insert(name.clone(), v2_schema(schema));
+                }
             }
             for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
                 let ops: serde_json::Map<String, Value> = (ops.as_object().into_iter().flatten())
@@ -71,6 +73,21 @@ pub fn openapi_v2(types: &[&Resource]) -> Value {
         "paths": paths,
         "definitions": definitions,
     })
+}
+
+/// A schema as Swagger 2.0 publishes it: one that keeps unknown fields lists
+/// no properties (as kube-apiserver prunes custom resources' v2 schemas), so
+/// that kubectl's client-side validation, which knows no
+/// `x-kubernetes-preserve-unknown-fields`, accepts any field.
+fn v2_schema(schema: &Value) -> Value {
+    let mut out = schema.clone();
+    if out.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        if let Value::Object(m) = &mut out {
+            m.remove("properties");
+            m.remove("required");
+        }
+    }
+    out
 }
 
 /// One OpenAPI v3 operation as Swagger 2.0: schemas move out of `content`,
@@ -98,6 +115,39 @@ fn swagger_operation(op: &Value) -> Value {
     out
 }
 
+/// The schema name of ObjectMeta, as kube-apiserver names it.
+pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
+/// ObjectMeta's fields, for `kubectl explain <type>.metadata` (and client-side validation).
+fn object_meta() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let strings = |d: &str| json!({"type": "object", "additionalProperties": {"type": "string"}, "description": d});
+    json!({
+        "type": "object",
+        "description": "Standard object metadata: what every persisted object has.",
+        "properties": {
+            "name": s("The object's name, unique within its namespace (or the cluster for cluster-scoped types)."),
+            "generateName": s("A prefix the server completes to a unique name when name is empty."),
+            "namespace": s("The namespace the object lives in (empty for cluster-scoped types)."),
+            "uid": s("Unique across time and space; set by the server."),
+            "resourceVersion": s("The version of the object, for optimistic concurrency and watches; set by the server."),
+            "generation": {"type": "integer", "format": "int64", "description": "A sequence number of changes to the object outside metadata and status; set by the server."},
+            "creationTimestamp": {"type": "string", "format": "date-time", "description": "When the object was created; set by the server."},
+            "deletionTimestamp": {"type": "string", "format": "date-time", "description": "When deletion was asked for while finalizers remain; set by the server."},
+            "deletionGracePeriodSeconds": {"type": "integer", "format": "int64", "description": "Seconds allowed for graceful deletion; set by the server."},
+            "labels": strings("Keys and values that select objects (label selectors)."),
+            "annotations": strings("Keys and values for tools and people; not for selection."),
+            "ownerReferences": {"type": "array", "description": "Objects this object depends on.", "items": {"type": "object", "properties": {
+                "apiVersion": s("The owner's API version."), "kind": s("The owner's kind."), "name": s("The owner's name."), "uid": s("The owner's uid."),
+                "controller": {"type": "boolean", "description": "The owner is this object's managing controller."},
+                "blockOwnerDeletion": {"type": "boolean", "description": "The owner's deletion waits for this object (foreground deletion)."}},
+                "required": ["apiVersion", "kind", "name", "uid"]}},
+            "finalizers": {"type": "array", "items": {"type": "string"}, "description": "What must happen before the object is deleted; it stays (with a deletionTimestamp) until the list is empty."},
+            "managedFields": {"type": "array", "items": {"type": "object"}, "description": "Which manager set which fields (server-side apply); maintained by the server."},
+        },
+    })
+}
+
 /// The schema name of a kind, as kube-apiserver names custom resources
 /// (reversed group, version, kind): `io.prsn.v1.MysqlDb`.
 fn schema_name(group: &str, version: &str, kind: &str) -> String {
@@ -111,7 +161,9 @@ fn schema_name(group: &str, version: &str, kind: &str) -> String {
 pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
+    let meta_ref = json!({"$ref": format!("#/components/schemas/{OBJECT_META}"), "description": "Standard object metadata."});
     for t in types.iter().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)) {
+        schemas.insert(OBJECT_META.to_string(), object_meta());
         let gvk = json!({"group": group, "version": version, "kind": t.kind});
         let name = match t.builtin {
             Some(b) => b.schema_name().to_string(),
@@ -162,7 +214,7 @@ pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) ->
             properties
                 .insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion of this object."}));
             properties.insert("kind".into(), json!({"type": "string", "description": "Kind of this object."}));
-            properties.insert("metadata".into(), json!({"type": "object", "description": "Standard object metadata."}));
+            properties.insert("metadata".into(), meta_ref.clone());
             for field in b.fields() {
                 properties.insert((*field).into(), json!({"x-kubernetes-preserve-unknown-fields": true}));
             }
@@ -181,25 +233,31 @@ pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) ->
             );
             continue;
         }
+        let mut properties = json!({
+            "apiVersion": {"type": "string", "description": "APIVersion of this object."},
+            "kind": {"type": "string", "description": "Kind of this object."},
+            "metadata": meta_ref.clone(),
+        });
         let description = if t.is_tpr() {
-            "A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions."
+            properties["description"] = json!({"type": "string", "description": "What the new resource type is for (shown by kubectl explain of the type)."});
+            properties["versions"] = json!({"type": "array", "description": "The versions the type is served at: /apis/<group>/<version>/...",
+                "items": {"type": "object", "properties": {"name": {"type": "string", "description": "A version: a DNS label such as v1, or a path such as stable/v1."}}, "required": ["name"]}});
+            "A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions.".to_string()
+        } else if t.description.is_empty() {
+            "A schemaless object of a ThirdPartyResource type: any fields besides apiVersion, kind and metadata are kept as posted.".to_string()
         } else {
-            "A schemaless object of a ThirdPartyResource type: any fields besides apiVersion, kind and metadata are kept as posted."
+            format!("{} (fields besides apiVersion, kind and metadata are kept as posted)", t.description)
         };
-        schemas.insert(
-            name.clone(),
-            json!({
-                "type": "object",
-                "description": description,
-                "properties": {
-                    "apiVersion": {"type": "string", "description": "APIVersion of this object."},
-                    "kind": {"type": "string", "description": "Kind of this object."},
-                    "metadata": {"type": "object", "description": "Standard object metadata."},
-                },
-                "x-kubernetes-preserve-unknown-fields": true,
-                "x-kubernetes-group-version-kind": [gvk],
-            }),
-        );
+        let mut schema = json!({
+            "type": "object",
+            "description": description,
+            "properties": properties,
+            "x-kubernetes-group-version-kind": [gvk],
+        });
+        if !t.is_tpr() {
+            schema["x-kubernetes-preserve-unknown-fields"] = json!(true);
+        }
+        schemas.insert(name.clone(), schema);
         schemas.insert(
             list_name,
             json!({

@@ -18,6 +18,8 @@ pub struct Resource {
     pub namespaced: bool,
     /// The kube-apiserver type it is, if it is one (served standalone).
     pub builtin: Option<crate::Builtin>,
+    /// What the type is for (a TPR's `description`; OpenAPI and `kubectl explain` show it).
+    pub description: String,
 }
 
 impl Resource {

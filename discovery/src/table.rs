@@ -261,6 +261,7 @@ mod tests {
             singular: "mysqldb".into(),
             namespaced: true,
             builtin: None,
+            description: String::new(),
         }
     }
 

@@ -127,7 +127,15 @@ pub fn document(app: &App, parts: &http::request::Parts, d: &Document) -> Result
             let doc = documents::group(&types, group).ok_or_else(|| ApiError::no_route(path))?;
             respond::json(StatusCode::OK, &doc)
         }
-        Document::OpenApiV2 => respond::json(StatusCode::OK, &openapi::openapi_v2(&types)),
+        Document::OpenApiV2 => {
+            let doc = openapi::openapi_v2(&types);
+            if negotiate::wants_openapi_protobuf(&parts.headers) {
+                let media = discovery::openapi_pb::MEDIA_TYPE;
+                respond::bytes_with_etag(&parts.headers, discovery::openapi_pb::encode(&doc), media)
+            } else {
+                respond::json_with_etag(&parts.headers, &doc, "application/json")
+            }
+        }
         Document::OpenApiV3 => respond::json(StatusCode::OK, &openapi::openapi_index(&types)),
         Document::OpenApiV3GroupVersion(group, version) => {
             let doc: Value = openapi::openapi_group_version(&types, group, version);

@@ -68,6 +68,22 @@ pub fn output(headers: &http::HeaderMap) -> Result<Output, ApiError> {
     )))
 }
 
+/// True when `/openapi/v2` should be answered as protobuf: the Accept header
+/// names gnostic's media type (kubectl's only ask) before any JSON form.
+pub fn wants_openapi_protobuf(headers: &http::HeaderMap) -> bool {
+    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else { return false };
+    for range in accept.split(',') {
+        let media = range.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match media.as_str() {
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+            | "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" => return true,
+            "application/json" | "application/*" | "*/*" => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// How `/api` and `/apis` are answered, chosen by the Accept header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiscoveryOutput {

@@ -51,8 +51,12 @@ pub fn warn(resp: &mut Response<Body>, message: &str) {
 /// A JSON document with an ETag (a hash of its bytes): 304 without a body when
 /// the request's If-None-Match names it. `content_type` is the exact media type.
 pub fn json_with_etag(headers: &http::HeaderMap, value: &Value, content_type: &str) -> Response<Body> {
+    bytes_with_etag(headers, value.to_string().into_bytes(), content_type)
+}
+
+/// `body` with a strong ETag (its hash): 304 when `If-None-Match` names it.
+pub fn bytes_with_etag(headers: &http::HeaderMap, body: Vec<u8>, content_type: &str) -> Response<Body> {
     use std::hash::{Hash, Hasher};
-    let body = value.to_string();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     body.hash(&mut hasher);
     let etag = format!("\"{:016x}\"", hasher.finish());
@@ -61,7 +65,7 @@ pub fn json_with_etag(headers: &http::HeaderMap, value: &Value, content_type: &s
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let mut resp = if matches {
-        let mut r = Response::new(full(String::new()));
+        let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {

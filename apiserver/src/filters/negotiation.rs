@@ -16,7 +16,11 @@ impl Filter for NegotiationFilter {
     async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
         let exempt =
             context(&req).is_none_or(|c| matches!(c.info.route, Route::Public | Route::WhoAmI | Route::Metrics));
-        if exempt || negotiate::accepts_json(req.headers()) {
+        // `/openapi/v2` is also served as protobuf (kubectl asks only for that).
+        let openapi_pb = context(&req)
+            .is_some_and(|c| matches!(c.info.route, Route::Document(crate::endpoints::routing::Document::OpenApiV2)))
+            && negotiate::wants_openapi_protobuf(req.headers());
+        if exempt || openapi_pb || negotiate::accepts_json(req.headers()) {
             return next.run(req).await;
         }
         let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();

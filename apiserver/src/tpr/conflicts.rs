@@ -28,6 +28,8 @@ pub struct Candidate {
     pub names: ResourceNames,
     /// Its versions.
     pub versions: Vec<String>,
+    /// Its `description`.
+    pub description: String,
 }
 
 /// Why two TPRs cannot both be served: a sentence naming the other one.
@@ -97,6 +99,7 @@ mod tests {
             created: created.into(),
             names: discovery::naming::from_tpr_name(name).unwrap(),
             versions: versions.iter().map(|v| v.to_string()).collect(),
+            description: String::new(),
         }
     }
 

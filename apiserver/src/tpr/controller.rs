@@ -51,6 +51,7 @@ impl Controller {
                 singular: "thirdpartyresource".into(),
                 namespaced: false,
                 builtin: None,
+                description: String::new(),
             },
             key_prefix,
             cache,
@@ -176,7 +177,11 @@ impl Controller {
             let owner = Owner { name: c.name.clone(), uid: c.uid.clone() };
             let existing = self.served.get(&group, &plural);
             if let Some(t) = &existing {
-                if t.owner.as_ref() == Some(&owner) && t.versions == c.versions && t.kind == c.names.kind {
+                if t.owner.as_ref() == Some(&owner)
+                    && t.versions == c.versions
+                    && t.kind == c.names.kind
+                    && t.description == c.description
+                {
                     continue;
                 }
             }
@@ -194,6 +199,7 @@ impl Controller {
                     singular: c.names.singular.clone(),
                     namespaced: true,
                     builtin: None,
+                    description: c.description.clone(),
                 },
                 key_prefix,
                 cache,

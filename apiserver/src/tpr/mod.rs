@@ -128,5 +128,13 @@ pub fn validate(obj: &Value) -> Result<(naming::ResourceNames, Vec<String>), Api
 pub fn candidate(obj: &Value) -> Option<Candidate> {
     let (names, versions) = validate(obj).ok()?;
     let text = |k: &str| meta_str(obj, k).unwrap_or_default().to_string();
-    Some(Candidate { name: text("name"), uid: text("uid"), created: text("creationTimestamp"), names, versions })
+    let description = obj.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
+    Some(Candidate {
+        name: text("name"),
+        uid: text("uid"),
+        created: text("creationTimestamp"),
+        names,
+        versions,
+        description,
+    })
 }
