@@ -24,7 +24,7 @@ fn the_kustomize_base_renders_and_applies() {
         }
     }
     run(Command::new("bash").arg(deploy.join("make-serving-cert.sh")).arg(dir.path()));
-    let rendered = run(Command::new("/usr/bin/kubectl").arg("kustomize").arg(dir.path()));
+    let rendered = run(Command::new(testkit::kubectl()).arg("kustomize").arg(dir.path()));
     let docs: Vec<Value> = rendered
         .split("\n---\n")
         .map(|d| serde_norway::from_str::<Value>(d).unwrap_or_else(|e| panic!("{e}: {d}")))
@@ -179,7 +179,7 @@ fn the_kustomize_base_renders_and_applies() {
     let kubeconfig = host.kubeconfig().unwrap();
     let rendered_file = dir.path().join("rendered.yaml");
     std::fs::write(&rendered_file, &rendered).unwrap();
-    let out = run(Command::new("/usr/bin/kubectl")
+    let out = run(Command::new(testkit::kubectl())
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["apply", "--dry-run=client", "--validate=false", "-f"])
@@ -193,7 +193,7 @@ fn the_kustomize_base_renders_and_applies() {
 #[test]
 fn the_sensor_manifests_render_and_name_real_flags() {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/sensor");
-    let rendered = run(Command::new("/usr/bin/kubectl").arg("kustomize").arg(&deploy));
+    let rendered = run(Command::new(testkit::kubectl()).arg("kustomize").arg(&deploy));
     let docs: Vec<Value> = rendered.split("\n---\n").map(|d| serde_norway::from_str::<Value>(d).unwrap()).collect();
     let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("{kind} in {rendered}"));
     let sts = find("StatefulSet");
@@ -218,7 +218,7 @@ fn the_sensor_manifests_render_and_name_real_flags() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sensor.yaml");
     std::fs::write(&file, &rendered).unwrap();
-    let out = run(Command::new("/usr/bin/kubectl")
+    let out = run(Command::new(testkit::kubectl())
         .arg("--kubeconfig")
         .arg(host.kubeconfig().unwrap())
         .args(["apply", "--dry-run=client", "--validate=false", "-f"])

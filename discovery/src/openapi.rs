@@ -161,7 +161,8 @@ fn schema_name(group: &str, version: &str, kind: &str) -> String {
 pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
-    let meta_ref = json!({"$ref": format!("#/components/schemas/{OBJECT_META}"), "description": "Standard object metadata."});
+    let meta_ref =
+        json!({"$ref": format!("#/components/schemas/{OBJECT_META}"), "description": "Standard object metadata."});
     for t in types.iter().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)) {
         schemas.insert(OBJECT_META.to_string(), object_meta());
         let gvk = json!({"group": group, "version": version, "kind": t.kind});
@@ -242,7 +243,8 @@ pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) ->
             properties["description"] = json!({"type": "string", "description": "What the new resource type is for (shown by kubectl explain of the type)."});
             properties["versions"] = json!({"type": "array", "description": "The versions the type is served at: /apis/<group>/<version>/...",
                 "items": {"type": "object", "properties": {"name": {"type": "string", "description": "A version: a DNS label such as v1, or a path such as stable/v1."}}, "required": ["name"]}});
-            "A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions.".to_string()
+            "A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions."
+                .to_string()
         } else if t.description.is_empty() {
             "A schemaless object of a ThirdPartyResource type: any fields besides apiVersion, kind and metadata are kept as posted.".to_string()
         } else {

@@ -263,7 +263,9 @@ fn schema(v: &Value) -> Schema {
     });
     let additional_properties = match v.get("additionalProperties") {
         Some(Value::Bool(b)) => Some(Box::new(AdditionalPropertiesItem { schema: None, boolean: Some(*b) })),
-        Some(s @ Value::Object(_)) => Some(Box::new(AdditionalPropertiesItem { schema: Some(schema(s)), boolean: None })),
+        Some(s @ Value::Object(_)) => {
+            Some(Box::new(AdditionalPropertiesItem { schema: Some(schema(s)), boolean: None }))
+        }
         _ => None,
     };
     Schema {
@@ -337,7 +339,10 @@ fn operation(op: &Value) -> Operation {
 /// The protobuf form of a Swagger 2.0 JSON document (see [`crate::openapi::openapi_v2`]).
 pub fn encode(swagger: &Value) -> Vec<u8> {
     let strings = |k: &str| -> Vec<String> {
-        (swagger.get(k).and_then(Value::as_array).into_iter().flatten()).filter_map(Value::as_str).map(String::from).collect()
+        (swagger.get(k).and_then(Value::as_array).into_iter().flatten())
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect()
     };
     let paths = swagger.get("paths").and_then(Value::as_object).map(|p| Paths {
         path: p

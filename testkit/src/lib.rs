@@ -7,12 +7,14 @@
 pub mod client;
 mod etcd;
 mod fake_kube;
+mod kubectl;
 pub mod process;
 mod server;
 mod tls;
 
 pub use etcd::{Etcd, EtcdCluster};
 pub use fake_kube::{FakeKube, Policy};
+pub use kubectl::{kubectl, kubectl_1_20};
 pub use server::{binary as apiserver_binary, masters_token_file, CurlOutput, Server};
 pub use tls::TestPki;
 

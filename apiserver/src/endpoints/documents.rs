@@ -116,6 +116,11 @@ pub fn document(app: &App, parts: &http::request::Parts, d: &Document) -> Result
             }
         }
         Document::CoreV1 => respond::json(StatusCode::OK, &documents::core_resources(&types)),
+        Document::NoCustomResourceDefinitions => respond::json(
+            StatusCode::OK,
+            &json!({"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1",
+                    "metadata": {"resourceVersion": "0"}, "items": []}),
+        ),
         Document::Reviews => {
             let reviews: Vec<&discovery::Resource> = reviews.iter().collect();
             respond::json(

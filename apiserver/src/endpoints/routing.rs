@@ -61,6 +61,10 @@ pub enum Document {
     Group(String),
     /// `/apis/authorization.k8s.io/v1` (standalone: the reviews).
     Reviews,
+    /// `/apis/apiextensions.k8s.io/v1/customresourcedefinitions`: none are
+    /// served here (an empty list). kubectl lists them to tell a mistyped
+    /// kind from a CRD without a schema.
+    NoCustomResourceDefinitions,
     /// `/openapi/v2`.
     OpenApiV2,
     /// `/openapi/v3`.
@@ -169,6 +173,7 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
         }
         ["openapi", "v3", "api", "v1"] => Some(Document::OpenApiV3GroupVersion(String::new(), "v1".into())),
         ["apis", discovery::builtin::AUTHORIZATION_GROUP, "v1"] if served.builtins() => Some(Document::Reviews),
+        ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"] => Some(Document::NoCustomResourceDefinitions),
         ["openapi", "v3", ..] => Some(Document::OpenApiOther),
         _ => None,
     };

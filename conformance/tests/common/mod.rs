@@ -216,7 +216,7 @@ impl Drop for CurlWatch {
     }
 }
 
-/// Runs `/usr/bin/kubectl` with the server's kubeconfig; panics with the
+/// Runs kubectl ([`testkit::kubectl`]) with the server's kubeconfig; panics with the
 /// command, its output and stderr when it fails.
 pub fn kubectl(server: &Server, args: &[&str], stdin: Option<&str>) -> String {
     let (status, stdout, stderr) = kubectl_output(server, args, stdin, &[]);
@@ -244,14 +244,26 @@ pub fn kubectl_output(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> (Option<i32>, String, String) {
+    kubectl_output_with(&testkit::kubectl(), server, args, stdin, env)
+}
+
+/// Runs the kubectl at `binary`: exit code, stdout, stderr.
+pub fn kubectl_output_with(
+    binary: &std::path::Path,
+    server: &Server,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
     use std::io::Write;
-    let mut cmd = Command::new("/usr/bin/kubectl");
+    let mut cmd = Command::new(binary);
     cmd.arg("--kubeconfig").arg(server.kubeconfig()).args(args);
     cmd.envs(env.iter().copied());
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl at /usr/bin/kubectl");
+    let mut child =
+        cmd.spawn().unwrap_or_else(|e| panic!("kubectl at {} ({e}); scripts/install-deps test", binary.display()));
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes()).unwrap();
     }
@@ -282,7 +294,12 @@ pub struct KubectlStream {
 impl KubectlStream {
     /// Starts `kubectl args...` against `server`.
     pub fn start(server: &Server, args: &[&str]) -> KubectlStream {
-        let mut child = Command::new("/usr/bin/kubectl")
+        Self::start_with(&testkit::kubectl(), server, args)
+    }
+
+    /// Starts the kubectl at `binary`.
+    pub fn start_with(binary: &std::path::Path, server: &Server, args: &[&str]) -> KubectlStream {
+        let mut child = Command::new(binary)
             .arg("--kubeconfig")
             .arg(server.kubeconfig())
             .args(args)
@@ -290,7 +307,7 @@ impl KubectlStream {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("kubectl at /usr/bin/kubectl");
+            .unwrap_or_else(|e| panic!("kubectl at {} ({e})", binary.display()));
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().expect("stdout");
         std::thread::spawn(move || {
