@@ -32,6 +32,7 @@ pub mod auth;
 pub mod builtin;
 pub mod config;
 pub mod endpoints;
+pub mod export;
 pub mod filters;
 pub mod identity;
 pub mod limits;

@@ -25,6 +25,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let flags = Flags::parse();
     logging::init(flags.log_format == "json");
+    if let Some(apiserver::config::flags::Command::Export(args)) = &flags.command {
+        let kubeconfig = args.kubeconfig.clone().unwrap_or_else(|| flags.data_dir.join("kubeconfig"));
+        return match apiserver::export::run(args, &kubeconfig).await {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("export: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(flags).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

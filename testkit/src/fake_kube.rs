@@ -228,9 +228,15 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &State) -> Response<
 
 const APISERVICES: &str = "/apis/apiregistration.k8s.io/v1/apiservices";
 
-/// The groups a deployment of tpr-apiserver uses (legacy discovery).
-const GROUPS: [(&str, &str); 4] =
-    [("apps", "v1"), ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("apiregistration.k8s.io", "v1")];
+/// The groups a deployment of tpr-apiserver uses (legacy discovery), and
+/// apiextensions for the CRDs `tpr-apiserver export` writes.
+const GROUPS: [(&str, &str); 5] = [
+    ("apps", "v1"),
+    ("policy", "v1"),
+    ("rbac.authorization.k8s.io", "v1"),
+    ("apiregistration.k8s.io", "v1"),
+    ("apiextensions.k8s.io", "v1"),
+];
 
 fn discovery_groups() -> Value {
     let groups: Vec<Value> = GROUPS
@@ -276,6 +282,10 @@ fn discovery_resources(path: &str) -> Option<Value> {
                 r("roles", "role", "Role", true),
                 r("rolebindings", "rolebinding", "RoleBinding", true),
             ],
+        ),
+        "/apis/apiextensions.k8s.io/v1" => (
+            "apiextensions.k8s.io/v1",
+            vec![r("customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false)],
         ),
         "/apis/apiregistration.k8s.io/v1" => {
             ("apiregistration.k8s.io/v1", vec![r("apiservices", "apiservice", "APIService", false)])

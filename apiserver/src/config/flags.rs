@@ -9,6 +9,9 @@ use clap::Parser;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "tpr-apiserver", version, about)]
 pub struct Flags {
+    /// A command instead of serving (`export`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_address: IpAddr,
@@ -135,6 +138,30 @@ pub struct Flags {
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// What `tpr-apiserver <command>` does instead of serving.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Writes the CustomResourceDefinition of every stored ThirdPartyResource
+    /// (or of the ones named) as YAML, read through the API; with
+    /// `--objects`, their objects instead, ready for `kubectl apply` where
+    /// those CRDs exist.
+    Export(ExportArgs),
+}
+
+/// `tpr-apiserver export`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The ThirdPartyResources to export (default: all).
+    pub names: Vec<String>,
+    /// Write the objects (apiVersion rewritten to the CRD's storage version,
+    /// server-owned metadata stripped) instead of the CRDs.
+    #[arg(long)]
+    pub objects: bool,
+    /// The server to read (default: `<data-dir>/kubeconfig`, the standalone server's).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Flags {

@@ -173,7 +173,9 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
         }
         ["openapi", "v3", "api", "v1"] => Some(Document::OpenApiV3GroupVersion(String::new(), "v1".into())),
         ["apis", discovery::builtin::AUTHORIZATION_GROUP, "v1"] if served.builtins() => Some(Document::Reviews),
-        ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"] => Some(Document::NoCustomResourceDefinitions),
+        ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"] => {
+            Some(Document::NoCustomResourceDefinitions)
+        }
         ["openapi", "v3", ..] => Some(Document::OpenApiOther),
         _ => None,
     };

@@ -5,6 +5,7 @@
 
 pub mod conflicts;
 pub mod controller;
+pub mod export;
 
 pub use conflicts::{ambiguous, resolve, Candidate};
 pub use controller::Controller;
