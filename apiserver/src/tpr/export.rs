@@ -102,7 +102,7 @@ mod tests {
             crd["spec"]["names"],
             json!({"kind": "MysqlDb", "plural": "mysqldbs", "singular": "mysqldb", "listKind": "MysqlDbList"})
         );
-        let versions: Vec<(&str, bool)> = crd["spec"]["versions"]
+        let versions: Vec<(&str, bool)> = c["spec"]["versions"]
             .as_array()
             .unwrap()
             .iter()
