@@ -94,10 +94,10 @@ mod tests {
     fn a_tpr_becomes_a_crd() {
         let tpr = json!({"metadata": {"name": "mysql-db.prsn.io", "uid": "u", "labels": {"object": "mysql"}},
                          "description": "A db", "versions": [{"name": "stable/v1"}, {"name": "v1"}, {"name": "v2"}]});
-        let (crd, storage) = crd(&tpr).unwrap();
+        let (c, storage) = crd(&tpr).unwrap();
         assert_eq!(storage, "v1");
-        assert_eq!(crd["metadata"]["name"], "mysqldbs.prsn.io");
-        assert_eq!(crd["metadata"]["annotations"][DESCRIPTION_ANNOTATION], "A db");
+        assert_eq!(c["metadata"]["name"], "mysqldbs.prsn.io");
+        assert_eq!(c["metadata"]["annotations"][DESCRIPTION_ANNOTATION], "A db");
         assert_eq!(
             crd["spec"]["names"],
             json!({"kind": "MysqlDb", "plural": "mysqldbs", "singular": "mysqldb", "listKind": "MysqlDbList"})
