@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(c["metadata"]["name"], "mysqldbs.prsn.io");
         assert_eq!(c["metadata"]["annotations"][DESCRIPTION_ANNOTATION], "A db");
         assert_eq!(
-            crd["spec"]["names"],
+            c["spec"]["names"],
             json!({"kind": "MysqlDb", "plural": "mysqldbs", "singular": "mysqldb", "listKind": "MysqlDbList"})
         );
         let versions: Vec<(&str, bool)> = c["spec"]["versions"]
