@@ -243,9 +243,11 @@ async fn run(flags: Flags) -> Result<(), String> {
     let backend = if flags.etcd_servers.is_empty() { "embedded" } else { "etcd" };
     match admin_token {
         Some(_) => {
-            tracing::info!(backend, kubeconfig = %kubeconfig_path.display(), "tpr-apiserver ready at {url} (kubeconfig: {})", kubeconfig_path.display())
+            tracing::info!(backend, address = %local.ip(), port = local.port(), kubeconfig = %kubeconfig_path.display(), "tpr-apiserver ready at {url} (kubeconfig: {})", kubeconfig_path.display())
         }
-        None => tracing::info!(backend, "tpr-apiserver ready at {url} (no admin token: not standalone)"),
+        None => {
+            tracing::info!(backend, address = %local.ip(), port = local.port(), "tpr-apiserver ready at {url} (no admin token: not standalone)")
+        }
     }
     let timeouts = server::Timeouts {
         header: flags.request_header_timeout,

@@ -69,3 +69,73 @@ fn metrics_and_audit_log_follow_the_requests() {
     let out = s.curl(&[], &format!("{dbs}/a"));
     assert!(json(&out)["metadata"]["name"] == "a");
 }
+
+/// `/metrics` is the Prometheus text format 0.0.4 unless OpenMetrics is asked
+/// for; logs written to a file or pipe have no colours; the JSON ready line
+/// names the port.
+#[test]
+fn metrics_formats_and_plain_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &testkit::apiserver_binary(),
+        &["--data-dir", dir.path().to_str().unwrap(), "--log-format", "json"],
+    )
+    .unwrap();
+    let head = |accept: Option<&str>| {
+        let mut args = vec!["-D", "-"];
+        if let Some(a) = accept {
+            args.extend(["-H", a]);
+        }
+        s.curl(&args, "/metrics").body
+    };
+    head(None); // counted: the next answer has request counters
+    let plain = head(None);
+    assert!(plain.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{plain}");
+    assert!(!plain.contains("# EOF") && !plain.contains("# UNIT"), "{plain}");
+    let counter = plain.lines().find(|l| l.starts_with("# TYPE apiserver_request_total")).expect("the request counter");
+    assert_eq!(counter, "# TYPE apiserver_request_total counter");
+    let open = head(Some("Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5"));
+    assert!(open.to_ascii_lowercase().contains("content-type: application/openmetrics-text; version=1.0.0"), "{open}");
+    assert!(open.trim_end().ends_with("# EOF"), "{open}");
+    drop(s);
+    // The server's stderr written to a file, as a service manager would.
+    let log = dir.path().join("server.log");
+    let data = dir.path().join("again");
+    let mut child = std::process::Command::new(testkit::apiserver_binary())
+        .args(["--data-dir", data.to_str().unwrap(), "--secure-port", "0", "--log-format", "json"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("tpr-apiserver ready at") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!text.contains('\u{1b}'), "no ANSI colours in a log file: {text}");
+    let ready = text.lines().find(|l| l.contains("tpr-apiserver ready at")).expect("the ready line");
+    let v: serde_json::Value = serde_json::from_str(ready).unwrap();
+    let port = v["fields"]["port"].as_u64().expect("a port field");
+    assert!(v["fields"]["message"].as_str().unwrap().contains(&format!(":{port} ")), "{ready}");
+    // Text logs to a file: no colours either.
+    let text_log = dir.path().join("text.log");
+    let mut child = std::process::Command::new(testkit::apiserver_binary())
+        .args(["--data-dir", dir.path().join("third").to_str().unwrap(), "--secure-port", "0"])
+        .stderr(std::fs::File::create(&text_log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&text_log).unwrap_or_default().contains("ready at")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&text_log).unwrap();
+    assert!(text.contains("ready at") && !text.contains('\u{1b}'), "{text}");
+}

@@ -7,7 +7,11 @@ use clap::Parser;
 
 /// tpr-apiserver: ThirdPartyResources as an aggregated API server.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "tpr-apiserver", version, about)]
+#[command(
+    name = "tpr-apiserver",
+    version,
+    about = "ThirdPartyResources as a Kubernetes API server: alone with an embedded store, or behind kube-aggregator on etcd."
+)]
 pub struct Flags {
     /// A command instead of serving (`export`).
     #[command(subcommand)]
@@ -18,7 +22,8 @@ pub struct Flags {
     /// The port to listen on; 0 picks a free one (logged when ready).
     #[arg(long, default_value_t = 8443)]
     pub secure_port: u16,
-    /// Where the embedded store (and later certificates and kubeconfig) live.
+    /// Where the embedded store, the generated serving certificate (`pki/`), the
+    /// admin token and the kubeconfig live (relative to the current directory).
     #[arg(long, default_value = "tpr-data")]
     pub data_dir: PathBuf,
     /// etcd client URLs, comma-separated; when empty, the embedded store is used.
@@ -71,7 +76,8 @@ pub struct Flags {
     /// `Webhook` (SubjectAccessReviews with --authorization-kubeconfig).
     #[arg(long, default_value = "AlwaysAllow")]
     pub authorization_mode: String,
-    /// The rules of `--authorization-mode=Policy` (YAML; see the authz module).
+    /// The rules of `--authorization-mode=Policy`: YAML `rules:` of users or groups →
+    /// verbs on apiGroups, resources and namespaces, or on nonResourcePaths (README, "Flags").
     #[arg(long)]
     pub authorization_policy_file: Option<PathBuf>,
     /// Keep an APIService in the host cluster for every served group-version.
@@ -195,17 +201,32 @@ impl Flags {
 /// Parses `300ms`, `30s`, `5m`, `1h` or a number of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let ms = match unit {
-        "ms" => n,
-        "" | "s" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        _ => return Err(format!("invalid duration unit in {s:?}; use ms, s, m or h")),
-    };
-    Ok(std::time::Duration::from_millis(ms))
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    // Go's form, as kube's flags take it: numbers with units, e.g. 90s, 1m30s, 250ms.
+    let mut rest = s;
+    let mut total = std::time::Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: expected e.g. 90s, 5m, 1h30m, 250ms"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let (unit, after) = rest.split_at(unit_len);
+        let step = match unit {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => std::time::Duration::from_secs(n),
+            "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+            "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+            "" => return Err(format!("invalid duration {s:?}: a unit is needed (ms, s, m or h), e.g. {n}s")),
+            _ => return Err(format!("invalid duration unit {unit:?} in {s:?}: use ms, s, m or h")),
+        };
+        total = total.saturating_add(step);
+        rest = after;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -217,7 +238,11 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(std::time::Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Ok(std::time::Duration::from_millis(250)));
         assert_eq!(parse_duration("0"), Ok(std::time::Duration::ZERO));
+        assert_eq!(parse_duration("1m30s"), Ok(std::time::Duration::from_secs(90)));
         assert!(parse_duration("5x").is_err());
+        let e = parse_duration("5").unwrap_err();
+        assert!(e.contains("a unit is needed"), "{e}");
+        assert!(parse_duration("").is_err() || parse_duration("").is_ok_and(|d| d.is_zero()));
     }
 
     #[test]

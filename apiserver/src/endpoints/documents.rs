@@ -84,7 +84,18 @@ fn only_get(parts: &http::request::Parts) -> Result<(), ApiError> {
 /// `/metrics`.
 pub fn metrics(app: &App, parts: &http::request::Parts) -> Response {
     match only_get(parts) {
-        Ok(()) => respond::text(StatusCode::OK, app.metrics.encode()),
+        Ok(()) => {
+            let (body, content_type) = if negotiate::wants_openmetrics(&parts.headers) {
+                (app.metrics.encode(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
+            } else {
+                (crate::observe::prometheus_text(&app.metrics.encode()), "text/plain; version=0.0.4; charset=utf-8")
+            };
+            let mut resp = respond::text(StatusCode::OK, body);
+            if let Ok(v) = http::HeaderValue::from_str(content_type) {
+                resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+            }
+            resp
+        }
         Err(e) => respond::error(&e),
     }
 }

@@ -84,6 +84,15 @@ pub fn wants_openapi_protobuf(headers: &http::HeaderMap) -> bool {
     false
 }
 
+/// True when the Accept header asks for OpenMetrics text (Prometheus asks for
+/// it first); otherwise `/metrics` is the Prometheus text format 0.0.4.
+pub fn wants_openmetrics(headers: &http::HeaderMap) -> bool {
+    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else { return false };
+    accept
+        .split(',')
+        .any(|r| r.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/openmetrics-text"))
+}
+
 /// How `/api` and `/apis` are answered, chosen by the Accept header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiscoveryOutput {

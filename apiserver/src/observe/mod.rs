@@ -156,6 +156,27 @@ impl Metrics {
     }
 }
 
+/// OpenMetrics text as the Prometheus text format 0.0.4: no `# EOF` or
+/// `# UNIT` lines, and counters' `HELP`/`TYPE` named like their `_total` samples.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            (counters.contains(name) && !name.ends_with("_total")).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 fn resource_labels(info: &Recorded) -> ResourceLabels {
     ResourceLabels {
         verb: verb_label(&info.verb),
