@@ -10,6 +10,7 @@ so that a test can count that no object is handled twice.
 """
 
 import logging
+import sys
 
 import kopf
 
@@ -31,7 +32,9 @@ def configure(settings: kopf.OperatorSettings, **_):
 
 
 def handled(verb, namespace, name):
-    print(f"HANDLED {verb} {namespace}/{name}", flush=True)
+    # One write per line: handlers run in threads, and print() writes the newline apart.
+    sys.stdout.write(f"HANDLED {verb} {namespace}/{name}\n")
+    sys.stdout.flush()
 
 
 @kopf.on.create("prsn.io", "v1", "mysqldbs")
