@@ -145,6 +145,47 @@ fn target_of(server: &testkit::Server, dir: &std::path::Path) -> Arc<Target> {
     Arc::new(Target { addr, tls: tokio_rustls::TlsConnector::from(Arc::new(config)), token })
 }
 
+/// The floor for GETs: a bare hyper 1 + rustls HTTP/2 server with the same
+/// certificate (from `dir/pki`) answering every request with `body`; its address.
+async fn floor_server(dir: &std::path::Path, body: Bytes) -> SocketAddr {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("pki/apiserver.crt"))
+        .expect("serving certificate")
+        .map(|c| c.expect("certificate PEM"))
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("pki/apiserver.key")).expect("serving key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("certificate and key");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("floor listener");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let (acceptor, body) = (acceptor.clone(), body.clone());
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
+                    let body = body.clone();
+                    async move {
+                        hyper::Response::builder().header("content-type", "application/json").body(Full::new(body))
+                    }
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
 /// GETs of one object per second: 64 concurrent requests over 2 HTTP/2 connections.
 async fn get_rate(target: &Arc<Target>, query: &'static str) -> f64 {
     let mut admin = target.connect().await;
@@ -690,6 +731,20 @@ async fn main() {
         let consistent = get_rate(&etarget, "").await;
         let any = get_rate(&etarget, "?resourceVersion=0").await;
         println!("GET one object, 64 concurrent over 2 HTTP/2 connections, embedded: {consistent:.0}/s consistent, {any:.0}/s with resourceVersion=0");
+        // The floor, side by side: the same bytes from a bare hyper + rustls server.
+        let (_, object) = call(
+            &mut etarget.connect().await,
+            etarget.request("GET", "/apis/prsn.io/v1/namespaces/default/mysqldbs/db000000001", None),
+        )
+        .await;
+        let floor_addr = floor_server(edir.path(), object.clone()).await;
+        let floor = Arc::new(Target { addr: floor_addr, tls: etarget.tls.clone(), token: String::new() });
+        let floor_rate = get_rate(&floor, "").await;
+        println!(
+            "GET floor: a bare hyper 1 + rustls server returning the same {} bytes: {floor_rate:.0}/s; embedded consistent GET at {:.2} of it",
+            object.len(),
+            consistent / floor_rate.max(1.0)
+        );
     }
 
     // 3. New TPR -> first successful create on its type.
