@@ -20,6 +20,39 @@ pub struct ResourceType {
     pub cache: Arc<WatchCache>,
     /// The ThirdPartyResource that asks for it (none for built-in types).
     pub owner: Option<Owner>,
+    /// Objects as GET answers them, encoded once per object version.
+    pub encoded: EncodedObjects,
+}
+
+/// Objects as served, encoded once per version: by key, the mod revision,
+/// the apiVersion and the JSON bytes (deterministic for those three), so a
+/// repeated GET of an unchanged object is a copy, not a parse and an encode.
+#[derive(Default)]
+pub struct EncodedObjects {
+    map: RwLock<std::collections::HashMap<String, (i64, String, bytes::Bytes)>>,
+}
+
+/// Most objects kept encoded per type; beyond, the memo starts over.
+const MAX_ENCODED: usize = 65_536;
+
+impl EncodedObjects {
+    /// The bytes of `key` at `revision` as `api_version` serves it, if encoded.
+    pub fn get(&self, key: &str, revision: i64, api_version: &str) -> Option<bytes::Bytes> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        match map.get(key) {
+            Some((rev, v, bytes)) if *rev == revision && v == api_version => Some(bytes.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps the bytes of `key` at `revision` for `api_version`.
+    pub fn put(&self, key: &str, revision: i64, api_version: &str, bytes: bytes::Bytes) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ENCODED && !map.contains_key(key) {
+            map.clear();
+        }
+        map.insert(key.to_string(), (revision, api_version.to_string(), bytes));
+    }
 }
 
 /// The ThirdPartyResource a type is served for.

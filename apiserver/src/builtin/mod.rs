@@ -36,7 +36,13 @@ pub fn serve(store: &Arc<dyn Store>, served: &ServedTypes) -> Result<(), Storage
                 c
             }
         };
-        served.insert(Arc::new(ResourceType { api: b.resource(), key_prefix, cache, owner: None }));
+        served.insert(Arc::new(ResourceType {
+            api: b.resource(),
+            key_prefix,
+            cache,
+            owner: None,
+            encoded: Default::default(),
+        }));
     }
     served.set_builtins();
     Ok(())

@@ -20,10 +20,10 @@ type Response = http::Response<Body>;
 
 /// GET of one object.
 pub async fn get(call: &Call<'_>, name: &str) -> Result<Response, ApiError> {
-    let obj = registry::get_cached(call.scope, name, read_revision(&call.req.query)?).await?;
+    let revision = read_revision(&call.req.query)?;
     Ok(match table_output(call)? {
-        Some(t) => respond::json(StatusCode::OK, &t.single(obj)),
-        None => respond::json(StatusCode::OK, &obj),
+        Some(t) => respond::json(StatusCode::OK, &t.single(registry::get_cached(call.scope, name, revision).await?)),
+        None => respond::json_bytes(StatusCode::OK, registry::get_cached_bytes(call.scope, name, revision).await?),
     })
 }
 

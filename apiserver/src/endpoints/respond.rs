@@ -27,6 +27,14 @@ pub fn json(code: StatusCode, value: &Value) -> Response<Body> {
     resp
 }
 
+/// A JSON response of bytes already encoded.
+pub fn json_bytes(code: StatusCode, bytes: Bytes) -> Response<Body> {
+    let mut resp = Response::new(full(bytes));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
 /// A plain-text response.
 pub fn text(code: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut resp = Response::new(full(body.into()));

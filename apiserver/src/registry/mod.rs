@@ -279,10 +279,37 @@ pub async fn get(store: &dyn Store, scope: Scope<'_>, name: &str) -> Result<Valu
 /// Reads one object through the type's watch cache at `revision` (a
 /// consistent read waits until the cache has seen the store's revision).
 pub async fn get_cached(scope: Scope<'_>, name: &str, revision: storage::ReadRevision) -> Result<Value, ApiError> {
+    let kv = cached(scope, name, revision).await?;
+    decode(&kv, &scope.rt.api_version(scope.version))
+}
+
+/// The cached value of one object at `revision` (404 when there is none).
+pub async fn cached(
+    scope: Scope<'_>,
+    name: &str,
+    revision: storage::ReadRevision,
+) -> Result<std::sync::Arc<KeyValue>, ApiError> {
     let target = scope.target(name);
     let kv = scope.rt.cache.get(&scope.key(name), revision).await.map_err(|e| ApiError::from_storage(e, &target))?;
-    let kv = kv.ok_or_else(|| ApiError::not_found(&target))?;
-    decode(&kv, &scope.rt.api_version(scope.version))
+    kv.ok_or_else(|| ApiError::not_found(&target))
+}
+
+/// One object's JSON as GET answers it, encoded once per object version
+/// (see [`crate::served::EncodedObjects`]).
+pub async fn get_cached_bytes(
+    scope: Scope<'_>,
+    name: &str,
+    revision: storage::ReadRevision,
+) -> Result<Bytes, ApiError> {
+    let kv = cached(scope, name, revision).await?;
+    let api_version = scope.rt.api_version(scope.version);
+    if let Some(bytes) = scope.rt.encoded.get(&kv.key, kv.mod_revision, &api_version) {
+        return Ok(bytes);
+    }
+    let obj = decode(&kv, &api_version)?;
+    let bytes = Bytes::from(serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?);
+    scope.rt.encoded.put(&kv.key, kv.mod_revision, &api_version, bytes.clone());
+    Ok(bytes)
 }
 
 /// Replaces an object; `metadata.resourceVersion` must match the stored one.

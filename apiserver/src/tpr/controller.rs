@@ -56,6 +56,7 @@ impl Controller {
             key_prefix,
             cache,
             owner: None,
+            encoded: Default::default(),
         });
         served.insert(tprs.clone());
         Ok(Arc::new(Controller {
@@ -204,6 +205,7 @@ impl Controller {
                 key_prefix,
                 cache,
                 owner: Some(owner),
+                encoded: Default::default(),
             }));
         }
         Ok(refusals)
