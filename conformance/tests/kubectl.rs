@@ -101,7 +101,7 @@ fn tables_through_kubectl(backend: Backend) {
     assert!(out.starts_with("NAMESPACE"), "{out}");
     assert!(out.contains("default     a"), "{out}");
     // get -w: the initial rows, then a change made meanwhile.
-    let watch = common::KubectlStream::start(s, &["get", "mysqldbs", "-w"]);
+    let watch = common::LineStream::start(s, &["get", "mysqldbs", "-w"]);
     watch.until(Duration::from_secs(20), |l| l.starts_with("c ")).expect("initial rows");
     kubectl(s, &["delete", "mysqldb", "b"], None);
     let yaml = "apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: late\n";

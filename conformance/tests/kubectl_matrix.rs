@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{kubectl_output_with, start, Backend, KubectlStream};
+use common::{kubectl_output_with, start, Backend, LineStream};
 
 const SEED_TPR: &str = "apiVersion: extensions/v1beta1\nkind: ThirdPartyResource\nmetadata:\n  name: mysql-db.prsn.io\ndescription: \"A specification of database for mysql\"\nversions:\n  - name: stable/v1\n  - name: v1\n";
 const DB: &str = "apiVersion: prsn.io/v1\nkind: MysqlDb\nmetadata:\n  name: orders\nengine_version: \"5.6.23\"\ninstance_size: huge\n";
@@ -52,7 +52,7 @@ fn matrix(backend: Backend, kubectl: &Path, current: bool) {
     }
     assert!(ok(&["label", "mysqldb", "orders", "team=shop"], None).contains("labeled"));
     let watch =
-        KubectlStream::start_with(kubectl, s, &["--cache-dir", &cache_dir, "get", "mysqldbs", "-w", "--no-headers"]);
+        LineStream::start_with(kubectl, s, &["--cache-dir", &cache_dir, "get", "mysqldbs", "-w", "--no-headers"]);
     assert!(ok(&["patch", "mysqldb", "orders", "--type", "merge", "-p", r#"{"instance_size":"small"}"#], None)
         .contains("patched"));
     assert!(ok(

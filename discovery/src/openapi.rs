@@ -210,45 +210,30 @@ pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) ->
                 json!({"get": op("get", &name), "put": put, "patch": patch, "delete": op("delete", &name)}),
             );
         }
-        if let Some(b) = t.builtin {
-            let mut properties = serde_json::Map::new();
-            properties
-                .insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion of this object."}));
-            properties.insert("kind".into(), json!({"type": "string", "description": "Kind of this object."}));
-            properties.insert("metadata".into(), meta_ref.clone());
-            for field in b.fields() {
-                properties.insert((*field).into(), json!({"x-kubernetes-preserve-unknown-fields": true}));
-            }
-            schemas.insert(
-                name.clone(),
-                json!({"type": "object", "description": b.description(), "properties": properties,
-                       "x-kubernetes-group-version-kind": [gvk]}),
-            );
-            schemas.insert(
-                list_name,
-                json!({
-                    "type": "object",
-                    "properties": {"items": {"type": "array", "items": reference(&name)}, "metadata": {"type": "object"}},
-                    "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": format!("{}List", t.kind)}],
-                }),
-            );
-            continue;
-        }
         let mut properties = json!({
             "apiVersion": {"type": "string", "description": "APIVersion of this object."},
             "kind": {"type": "string", "description": "Kind of this object."},
             "metadata": meta_ref.clone(),
         });
-        let description = if t.is_tpr() {
-            properties["description"] = json!({"type": "string", "description": "What the new resource type is for (shown by kubectl explain of the type)."});
-            properties["versions"] = json!({"type": "array", "description": "The versions the type is served at: /apis/<group>/<version>/...",
-                "items": {"type": "object", "properties": {"name": {"type": "string", "description": "A version: a DNS label such as v1, or a path such as stable/v1."}}, "required": ["name"]}});
-            "A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions."
-                .to_string()
-        } else if t.description.is_empty() {
-            "A schemaless object of a ThirdPartyResource type: any fields besides apiVersion, kind and metadata are kept as posted.".to_string()
-        } else {
-            format!("{} (fields besides apiVersion, kind and metadata are kept as posted)", t.description)
+        // Built-in types list their fields; TPR types keep any field.
+        let (description, keeps_any_field) = match t.builtin {
+            Some(b) => {
+                for field in b.fields() {
+                    properties[*field] = json!({"x-kubernetes-preserve-unknown-fields": true});
+                }
+                (b.description().to_string(), false)
+            }
+            None if t.is_tpr() => {
+                properties["description"] = json!({"type": "string", "description": "What the new resource type is for (shown by kubectl explain of the type)."});
+                properties["versions"] = json!({"type": "array", "description": "The versions the type is served at: /apis/<group>/<version>/...",
+                    "items": {"type": "object", "properties": {"name": {"type": "string", "description": "A version: a DNS label such as v1, or a path such as stable/v1."}}, "required": ["name"]}});
+                ("A ThirdPartyResource names a new resource type: metadata.name <kind>.<group>, description, versions.".to_string(), false)
+            }
+            None if t.description.is_empty() => (
+                "A schemaless object of a ThirdPartyResource type: any fields besides apiVersion, kind and metadata are kept as posted.".to_string(),
+                true,
+            ),
+            None => (format!("{} (fields besides apiVersion, kind and metadata are kept as posted)", t.description), true),
         };
         let mut schema = json!({
             "type": "object",
@@ -256,7 +241,7 @@ pub fn openapi_group_version(types: &[&Resource], group: &str, version: &str) ->
             "properties": properties,
             "x-kubernetes-group-version-kind": [gvk],
         });
-        if !t.is_tpr() {
+        if keeps_any_field {
             schema["x-kubernetes-preserve-unknown-fields"] = json!(true);
         }
         schemas.insert(name.clone(), schema);

@@ -3,9 +3,10 @@
 //!
 //! - [`check_create`]: a namespaced object is created only in a namespace
 //!   that exists (404 `namespaces "x" not found`) and is not terminating (403).
-//! - [`delete`]: deleting a namespace marks it (`deletionTimestamp`,
-//!   `status.phase: Terminating`; `default`, `kube-system` and `kube-public`
-//!   may not be deleted).
+//! - Deleting a namespace marks it (`deletionTimestamp`, `status.phase:
+//!   Terminating`) through the generic registry: its `spec.finalizers` hold
+//!   it, and `registry::strategy` refuses `default`, `kube-system` and
+//!   `kube-public`.
 //! - [`run`]: the controller. It creates those three namespaces, and on the
 //!   first start after an upgrade the namespaces existing objects are in;
 //!   for a terminating namespace it deletes every namespaced object of every
@@ -22,13 +23,10 @@ use serde_json::{json, Value};
 use storage::cache::{EventKind, WatchStart};
 use storage::{KeyValue, ListOptions, ReadRevision, StorageError, Store, WatchItem, WatchRequest};
 
-use crate::registry::strategy::NAMESPACE_FINALIZER;
+use crate::registry::strategy::{NAMESPACE_FINALIZER, SYSTEM_NAMESPACES};
 use crate::registry::{self, meta, meta_str, Preconditions, Scope};
 use crate::served::{ResourceType, ServedTypes};
 use crate::status::{ApiError, Target};
-
-/// The namespaces there from the first start, which may not be deleted.
-pub const SYSTEM: [&str; 3] = ["default", "kube-system", "kube-public"];
 
 /// Objects deleted at once while a namespace is emptied.
 const DELETE_CONCURRENCY: usize = 64;
@@ -85,46 +83,6 @@ pub async fn check_create(
     }
 }
 
-/// DELETE of a namespace: marked terminating (200 with the namespace); the
-/// controller empties and removes it.
-pub async fn delete(store: &dyn Store, scope: Scope<'_>, name: &str, pre: &Preconditions) -> Result<Value, ApiError> {
-    if SYSTEM.contains(&name) {
-        return Err(ApiError::forbidden_on(
-            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
-            "",
-            "namespaces",
-            name,
-        ));
-    }
-    let key = scope.rt.key(None, name);
-    let t = target(name);
-    loop {
-        let kv =
-            store.get(&key).await.map_err(|e| ApiError::from_storage(e, &t))?.ok_or_else(|| ApiError::not_found(&t))?;
-        let mut obj = registry::decode(&kv, "v1")?;
-        if pre.uid.as_deref().is_some_and(|uid| meta_str(&obj, "uid") != Some(uid))
-            || pre.resource_version.is_some_and(|rv| rv != kv.mod_revision)
-        {
-            return Err(ApiError::conflict(&t, "Precondition failed: the namespace changed"));
-        }
-        if meta_str(&obj, "deletionTimestamp").is_some() {
-            return Ok(obj);
-        }
-        if let Some(Value::Object(m)) = obj.get_mut("metadata") {
-            m.insert("deletionTimestamp".into(), Value::String(meta::now_rfc3339()));
-            m.insert("deletionGracePeriodSeconds".into(), Value::from(0));
-            m.remove("resourceVersion");
-        }
-        obj["status"]["phase"] = json!("Terminating");
-        let bytes = serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?;
-        match store.update(&key, bytes.into(), Some(kv.mod_revision)).await {
-            Ok(kv) => return registry::decode(&kv, "v1"),
-            Err(StorageError::Conflict { .. }) => continue,
-            Err(e) => return Err(ApiError::from_storage(e, &t)),
-        }
-    }
-}
-
 /// Follows the namespaces until the process ends: creates the system ones
 /// (and, once, those existing objects are in) and empties terminating ones.
 pub async fn run(
@@ -133,7 +91,7 @@ pub async fn run(
     loaded: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let Some(rt) = namespaces(&served) else { return };
-    for name in SYSTEM {
+    for name in SYSTEM_NAMESPACES {
         ensure(&store, &rt, name).await;
     }
     let adopt = {

@@ -40,10 +40,6 @@ pub async fn delete(call: &Call<'_>, name: &str, body: &mut Option<Incoming>) ->
     if call.is_tpr && !call.dry_run {
         return delete_tpr(app, scope, name, &opts.preconditions).await;
     }
-    if scope.rt.builtin == Some(discovery::Builtin::Namespace) && !call.dry_run {
-        let marked = crate::builtin::namespaces::delete(app.store.as_ref(), scope, name, &opts.preconditions).await?;
-        return Ok(respond::json(StatusCode::OK, &marked));
-    }
     let deleted = registry::delete(app.store.as_ref(), scope, name, &opts.preconditions, call.dry_run, None).await?;
     Ok(respond::json(StatusCode::OK, &deleted))
 }

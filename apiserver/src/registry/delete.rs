@@ -65,6 +65,7 @@ pub async fn delete(
     let target = scope.target(name);
     let key = scope.key(name);
     let api_version = scope.rt.api_version(scope.version);
+    super::strategy::check_delete(&scope, name)?;
     loop {
         let current = stored(store, &key, &target).await?;
         let mut obj = decode(&current, &api_version)?;
@@ -87,12 +88,7 @@ pub async fn delete(
         if dry_run {
             return Ok(obj);
         }
-        let has_finalizers = keep_for.is_some()
-            || obj
-                .get("metadata")
-                .and_then(|m| m.get("finalizers"))
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
+        let has_finalizers = keep_for.is_some() || super::strategy::finalizers_pending(&scope, &obj);
         let result = if has_finalizers {
             if meta_str(&obj, "deletionTimestamp").is_some() {
                 return Ok(obj);
@@ -108,6 +104,7 @@ pub async fn delete(
                     }
                 }
             }
+            super::strategy::mark_deleting(&scope, &mut obj);
             store.update(&key, encode(&obj)?, Some(current.mod_revision)).await.map(|kv| (kv, None))
         } else {
             store.delete(&key, Some(current.mod_revision)).await.map(|d| (d.prev, Some(d.revision)))

@@ -382,10 +382,7 @@ pub async fn update(
     }
     merge_server_fields(&mut obj, &old)?;
     let deleting = meta_str(&obj, "deletionTimestamp").is_some();
-    let empty = |pointer: &str| obj.pointer(pointer).and_then(Value::as_array).is_none_or(|f| f.is_empty());
-    // A namespace also waits for its `spec.finalizers` (the namespace controller's).
-    let namespace = scope.rt.builtin == Some(discovery::Builtin::Namespace);
-    let no_finalizers = empty("/metadata/finalizers") && (!namespace || empty("/spec/finalizers"));
+    let no_finalizers = !strategy::finalizers_pending(&scope, &obj);
     let encoded = encode(&obj)?;
     if dry_run {
         return Ok(obj);

@@ -169,12 +169,12 @@ impl FieldSelector {
             if f == "source" {
                 at = at.get("component").unwrap_or(&Value::Null);
             }
-            let actual = match at {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
+            let same = match at {
+                Value::String(s) => s == v,
+                Value::Null => v.is_empty(),
+                other => v.as_str() == other.to_string().as_str(),
             };
-            (actual == *v) == *eq
+            same == *eq
         })
     }
 }

@@ -45,6 +45,37 @@ impl Causes {
     }
 }
 
+/// The namespaces there from the first start, which may not be deleted.
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+/// 403 for a delete a type never allows (`default`, `kube-system`, `kube-public`).
+pub fn check_delete(scope: &Scope<'_>, name: &str) -> Result<(), ApiError> {
+    if scope.rt.builtin == Some(Builtin::Namespace) && SYSTEM_NAMESPACES.contains(&name) {
+        return Err(ApiError::forbidden_on(
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            "",
+            "namespaces",
+            name,
+        ));
+    }
+    Ok(())
+}
+
+/// What a type changes when an object is marked for deletion (a namespace
+/// becomes `Terminating`; the namespace controller then empties it).
+pub fn mark_deleting(scope: &Scope<'_>, obj: &mut Value) {
+    if scope.rt.builtin == Some(Builtin::Namespace) {
+        obj["status"]["phase"] = Value::String("Terminating".into());
+    }
+}
+
+/// Whether something still holds `obj`'s deletion: `metadata.finalizers`,
+/// and for a namespace also `spec.finalizers` (the namespace controller's).
+pub fn finalizers_pending(scope: &Scope<'_>, obj: &Value) -> bool {
+    let pending = |pointer: &str| obj.pointer(pointer).and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    pending("/metadata/finalizers") || (scope.rt.builtin == Some(Builtin::Namespace) && pending("/spec/finalizers"))
+}
+
 /// Prepares and validates `obj` (named `name`) before it is stored;
 /// `old` is the stored object of an update.
 pub fn prepare(scope: &Scope<'_>, name: &str, old: Option<&Value>, obj: &mut Value) -> Result<(), ApiError> {

@@ -417,6 +417,35 @@ async fn overload(bin: &std::path::Path, etcd: &testkit::Etcd) {
     let _ = server.terminate();
 }
 
+/// Creates `count` MysqlDbs `<prefix><i>` in `namespace` from `clients`
+/// closed-loop clients over 4 HTTP/2 connections; every create must succeed.
+async fn create_many(target: &Arc<Target>, namespace: &str, prefix: &str, count: u64, clients: usize) {
+    let next = Arc::new(AtomicU64::new(0));
+    let path = format!("/apis/prsn.io/v1/namespaces/{namespace}/mysqldbs");
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        connections.push(target.connect().await);
+    }
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (next, target, path, prefix) = (next.clone(), target.clone(), path.clone(), prefix.to_string());
+        let mut client = connections[c % connections.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let body = format!("{{\"metadata\":{{\"name\":\"{prefix}{i}\"}},\"size\":\"small\"}}");
+                assert_eq!(call(&mut client, target.request("POST", &path, Some(body))).await.0, 201);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("creates");
+    }
+}
+
 /// A server of `bin` on the embedded store (the standalone default) with a TPR.
 async fn embedded_server(bin: &std::path::Path) -> (testkit::Server, Arc<Target>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -436,26 +465,7 @@ async fn namespace_deletion(bin: &std::path::Path) {
     let mut admin = target.connect().await;
     let ns = r#"{"metadata":{"name":"bulk"}}"#.to_string();
     assert_eq!(call(&mut admin, target.request("POST", "/api/v1/namespaces", Some(ns))).await.0, 201);
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for c in 0..64 {
-        let (next, target) = (next.clone(), target.clone());
-        let mut client = if c < 4 { target.connect().await } else { admin.clone() };
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return;
-                }
-                let body = format!("{{\"metadata\":{{\"name\":\"db{i}\"}},\"size\":\"small\"}}");
-                let req = target.request("POST", "/apis/prsn.io/v1/namespaces/bulk/mysqldbs", Some(body));
-                assert_eq!(call(&mut client, req).await.0, 201);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("creates");
-    }
+    create_many(&target, "bulk", "db", count, 64).await;
     let cpu = testkit::process::cpu_time(server.pid());
     let started = Instant::now();
     let (code, _) = call(&mut admin, target.request("DELETE", "/api/v1/namespaces/bulk", None)).await;
@@ -611,26 +621,7 @@ async fn sensor(bin: &std::path::Path) {
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     let stopped = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let (next, target) = (next.clone(), target.clone());
-        let mut client = target.connect().await;
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= changes {
-                    return;
-                }
-                let body = format!("{{\"metadata\":{{\"name\":\"out-{i}\"}},\"size\":\"small\"}}");
-                let req = target.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body));
-                assert_eq!(call(&mut client, req).await.0, 201);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("writes");
-    }
+    create_many(&target, "default", "out-", changes, 16).await;
     let wrote = stopped.elapsed();
     tokio::time::sleep(Duration::from_secs(outage).saturating_sub(wrote)).await;
     let before = arrived.lock().expect("arrivals").len();

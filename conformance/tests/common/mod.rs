@@ -173,15 +173,7 @@ impl CurlWatch {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
         CurlWatch { child, lines }
     }
 
@@ -285,39 +277,68 @@ macro_rules! on_both_backends {
     };
 }
 
-/// A long-running kubectl (e.g. `get -w`) whose output lines arrive on a channel.
-pub struct KubectlStream {
+/// The lines `stdout` (a child's) writes, on a channel, read by a thread of their own.
+pub fn lines_of(stdout: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// The Python of the venv `scripts/test` prepares (`target/pyvenv`), or `$TPR_PYTHON`.
+pub fn python() -> std::path::PathBuf {
+    std::env::var_os("TPR_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyvenv/bin/python"))
+}
+
+/// Runs `conformance/python/<script> <kubeconfig>`; panics with its output
+/// unless it succeeds; its stdout.
+pub fn run_python(script: &str, server: &Server) -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
+    let out = Command::new(python())
+        .arg(&path)
+        .arg(server.kubeconfig())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}); scripts/test prepares the venv", python().display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python {}\nstdout:\n{stdout}\nstderr:\n{stderr}", path.display());
+    stdout
+}
+
+/// A long-running child (kubectl `get -w`, an operator) whose output lines arrive on a channel.
+pub struct LineStream {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
-impl KubectlStream {
+impl LineStream {
     /// Starts `kubectl args...` against `server`.
-    pub fn start(server: &Server, args: &[&str]) -> KubectlStream {
+    pub fn start(server: &Server, args: &[&str]) -> LineStream {
         Self::start_with(&testkit::kubectl(), server, args)
     }
 
     /// Starts the kubectl at `binary`.
-    pub fn start_with(binary: &std::path::Path, server: &Server, args: &[&str]) -> KubectlStream {
-        let mut child = Command::new(binary)
-            .arg("--kubeconfig")
-            .arg(server.kubeconfig())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("kubectl at {} ({e})", binary.display()));
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        KubectlStream { child, lines }
+    pub fn start_with(binary: &std::path::Path, server: &Server, args: &[&str]) -> LineStream {
+        let mut cmd = Command::new(binary);
+        cmd.arg("--kubeconfig").arg(server.kubeconfig()).args(args).stderr(Stdio::null());
+        Self::spawn(&mut cmd)
+    }
+
+    /// Starts `cmd` with its stdout read line by line.
+    pub fn spawn(cmd: &mut Command) -> LineStream {
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap_or_else(|e| {
+                panic!("cannot start {cmd:?} ({e}); scripts/test installs and builds what tests run")
+            });
+        let lines = lines_of(child.stdout.take().expect("stdout"));
+        LineStream { child, lines }
     }
 
     /// Lines until one satisfies `found` (returned), or all seen lines after `wait`.
@@ -335,7 +356,7 @@ impl KubectlStream {
     }
 }
 
-impl Drop for KubectlStream {
+impl Drop for LineStream {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
