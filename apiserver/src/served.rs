@@ -26,32 +26,62 @@ pub struct ResourceType {
 
 /// Objects as served, encoded once per version: by key, the mod revision,
 /// the apiVersion and the JSON bytes (deterministic for those three), so a
-/// repeated GET of an unchanged object is a copy, not a parse and an encode.
+/// repeated GET or list of an unchanged object is a copy, not a parse and an
+/// encode. Bounded in entries and bytes; beyond either, it starts over.
 #[derive(Default)]
 pub struct EncodedObjects {
-    map: RwLock<std::collections::HashMap<String, (i64, String, bytes::Bytes)>>,
+    memo: RwLock<Memo>,
 }
 
-/// Most objects kept encoded per type; beyond, the memo starts over.
-const MAX_ENCODED: usize = 65_536;
+#[derive(Default)]
+struct Memo {
+    map: std::collections::HashMap<String, (i64, String, bytes::Bytes)>,
+    bytes: usize,
+}
 
-impl EncodedObjects {
-    /// The bytes of `key` at `revision` as `api_version` serves it, if encoded.
-    pub fn get(&self, key: &str, revision: i64, api_version: &str) -> Option<bytes::Bytes> {
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        match map.get(key) {
+/// Most objects kept encoded per type.
+const MAX_ENCODED: usize = 65_536;
+/// Most bytes kept encoded per type.
+const MAX_ENCODED_BYTES: usize = 128 << 20;
+
+impl Memo {
+    fn get(&self, key: &str, revision: i64, api_version: &str) -> Option<bytes::Bytes> {
+        match self.map.get(key) {
             Some((rev, v, bytes)) if *rev == revision && v == api_version => Some(bytes.clone()),
             _ => None,
         }
     }
+}
+
+impl EncodedObjects {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Memo> {
+        self.memo.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bytes of `key` at `revision` as `api_version` serves it, if encoded.
+    pub fn get(&self, key: &str, revision: i64, api_version: &str) -> Option<bytes::Bytes> {
+        self.read().get(key, revision, api_version)
+    }
+
+    /// For each of `items`, its bytes as `api_version` serves it, if encoded
+    /// (one lock for the lot).
+    pub fn get_all(&self, items: &[Arc<storage::KeyValue>], api_version: &str) -> Vec<Option<bytes::Bytes>> {
+        let memo = self.read();
+        items.iter().map(|kv| memo.get(&kv.key, kv.mod_revision, api_version)).collect()
+    }
 
     /// Keeps the bytes of `key` at `revision` for `api_version`.
     pub fn put(&self, key: &str, revision: i64, api_version: &str, bytes: bytes::Bytes) {
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_ENCODED && !map.contains_key(key) {
-            map.clear();
+        let mut memo = self.memo.write().unwrap_or_else(|p| p.into_inner());
+        let full = memo.map.len() >= MAX_ENCODED || memo.bytes + bytes.len() > MAX_ENCODED_BYTES;
+        if full && !memo.map.contains_key(key) {
+            memo.map.clear();
+            memo.bytes = 0;
         }
-        map.insert(key.to_string(), (revision, api_version.to_string(), bytes));
+        memo.bytes += bytes.len();
+        if let Some((_, _, old)) = memo.map.insert(key.to_string(), (revision, api_version.to_string(), bytes)) {
+            memo.bytes = memo.bytes.saturating_sub(old.len());
+        }
     }
 }
 

@@ -218,6 +218,9 @@ fn lists_select_and_page(backend: Backend) {
     // Pages: every page carries the first page's resourceVersion, while writes go on.
     let first = json(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs?limit=3"));
     let list_rv = first["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    // As kube-apiserver: how many objects follow the page, when no selector makes it a guess.
+    assert_eq!(first["metadata"]["remainingItemCount"], 4, "{first}");
+    assert_eq!(first["kind"], "MysqlDbList");
     let mut seen: Vec<String> = first["items"]
         .as_array()
         .unwrap()
@@ -233,8 +236,16 @@ fn lists_select_and_page(backend: Backend) {
             page["items"].as_array().unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()),
         );
         token = page["metadata"]["continue"].as_str().map(String::from);
+        let follow = 7 - seen.len();
+        match token {
+            Some(_) => assert_eq!(page["metadata"]["remainingItemCount"], follow, "{page}"),
+            None => assert!(page["metadata"].get("remainingItemCount").is_none(), "{page}"),
+        }
     }
     assert_eq!(seen.len(), 7, "the page set is the list at the first page's revision: {seen:?}");
+    let selected = json(&s.curl(&[], "/apis/prsn.io/v1/mysqldbs?limit=1&labelSelector=parity%3Dodd"));
+    assert!(selected["metadata"]["continue"].is_string(), "{selected}");
+    assert!(selected["metadata"].get("remainingItemCount").is_none(), "a selector makes the count a guess: {selected}");
     assert_eq!(s.curl(&[], "/apis/prsn.io/v1/mysqldbs?limit=3&continue=garbage").code, 400);
     // deletecollection with a selector.
     let out = s.curl(&["-X", "DELETE"], "/apis/prsn.io/v1/namespaces/other/mysqldbs?labelSelector=parity%3Dodd");
@@ -380,7 +391,62 @@ fn watch_selectors_follow_label_changes(backend: Backend) {
     let _ = a;
 }
 
+/// A list far longer than one chunk of the streamed answer reads back
+/// whole, in key order, over HTTP/1.1 (curl) and HTTP/2, as does each page
+/// of it; an object changed since it was first served is served changed.
+fn a_long_list_streams_whole(backend: Backend) {
+    let r = start(backend);
+    let s = &r.server;
+    create_tpr(s, "mysql-db.prsn.io", &["v1"]);
+    let client = testkit::client::ApiClient::of(s).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let n = 1500;
+    rt.block_on(async {
+        let mut writes = tokio::task::JoinSet::new();
+        let client = std::sync::Arc::new(client);
+        for i in 0..n {
+            let client = client.clone();
+            writes.spawn(async move {
+                let body =
+                    json!({"metadata": {"name": format!("db{i:05}")}, "spec": {"note": "x".repeat(400), "i": i}});
+                let a = client.call("POST", DBS, Some(&body)).await.unwrap();
+                assert_eq!(a.code, 201, "{:?}", a.body);
+            });
+            if writes.len() >= 32 {
+                writes.join_next().await.unwrap().unwrap();
+            }
+        }
+        while let Some(w) = writes.join_next().await {
+            w.unwrap();
+        }
+    });
+    let check = |list: &Value, first: usize, count: usize| {
+        assert_eq!(list["kind"], "MysqlDbList");
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), count);
+        for (k, item) in items.iter().enumerate() {
+            assert_eq!(item["metadata"]["name"], format!("db{:05}", first + k).as_str());
+            assert_eq!(item["spec"]["i"], first + k);
+            assert_eq!(item["apiVersion"], "prsn.io/v1");
+        }
+    };
+    check(&json(&s.curl(&["--http1.1"], DBS)), 0, n);
+    // Changed after it was served: the list serves the new version.
+    assert_eq!(merge_patch(s, &format!("{DBS}/db00007"), r#"{"spec": {"i": 7, "changed": true}}"#).code, 200);
+    let list = json(&s.curl(&[], DBS));
+    check(&list, 0, n);
+    assert_eq!(list["items"][7]["spec"]["changed"], true);
+    let page = json(&s.curl(&[], &format!("{DBS}?limit=500")));
+    check(&page, 0, 500);
+    assert_eq!(page["metadata"]["remainingItemCount"], n - 500);
+    let t = page["metadata"]["continue"].as_str().unwrap();
+    let page = json(&s.curl(&[], &format!("{DBS}?limit=500&continue={t}")));
+    check(&page, 500, 500);
+    assert_eq!(page["metadata"]["remainingItemCount"], n - 1000);
+}
+
 on_both_backends!(
+    a_long_list_streams_whole,
     watch_selectors_follow_label_changes,
     reads_at_revisions_and_initial_events,
     bounds_and_negotiation,

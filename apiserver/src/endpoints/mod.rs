@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod delete;
 pub mod documents;
+pub mod list_stream;
 pub mod negotiate;
 pub mod patch;
 pub mod protobuf;

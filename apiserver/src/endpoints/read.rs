@@ -2,18 +2,20 @@
 //! (consistent unless `resourceVersion` says otherwise), as JSON or Tables.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use discovery::table::IncludeObject;
 use http::StatusCode;
 use serde_json::{json, Value};
-use storage::{ListOptions, ReadRevision};
+use storage::{KeyValue, ListOptions, ReadRevision};
 
-use super::negotiate;
 use super::resources::Call;
 use super::respond::{self, Body};
 use super::watch;
+use super::{list_stream, negotiate};
 use crate::registry::selectors::{FieldSelector, LabelSelector};
 use crate::registry::{self, Scope};
+use crate::served::ResourceType;
 use crate::status::ApiError;
 
 type Response = http::Response<Body>;
@@ -29,7 +31,7 @@ pub async fn get(call: &Call<'_>, name: &str) -> Result<Response, ApiError> {
 
 /// A list: selectors, paging with continue tokens, Tables.
 pub async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
-    list_at(call.scope, &call.req.query, table_output(call)?).await
+    list_at(call.scope, call.req.rt.clone(), &call.req.query, table_output(call)?).await
 }
 
 /// The read revision of `resourceVersion` and `resourceVersionMatch`.
@@ -74,6 +76,7 @@ pub fn table_output(call: &Call<'_>) -> Result<Option<watch::TableOutput>, ApiEr
 
 async fn list_at(
     scope: Scope<'_>,
+    rt: Arc<ResourceType>,
     q: &HashMap<String, String>,
     table: Option<watch::TableOutput>,
 ) -> Result<Response, ApiError> {
@@ -82,6 +85,7 @@ async fn list_at(
         q.get("fieldSelector").map(String::as_str).unwrap_or(""),
         scope.rt.builtin.map_or(&[], |b| b.field_labels()),
     )?;
+    let selecting = !labels.is_empty() || !fields.is_empty();
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     let prefix = scope.rt.list_prefix(scope.namespace);
     let (revision, start) = match q.get("continue").filter(|c| !c.is_empty()) {
@@ -96,7 +100,9 @@ async fn list_at(
     };
     let target = scope.target("");
     let api_version = scope.rt.api_version(scope.version);
-    let mut items = Vec::new();
+    // The matching items (decoded only when a selector or a Table needs them).
+    let mut items: Vec<Arc<KeyValue>> = Vec::new();
+    let mut objects: Vec<Value> = Vec::new();
     let mut corrupt = Vec::new();
     let mut opts = ListOptions { prefix: prefix.clone(), start, limit: 0, revision };
     // Read in pages until `limit` matching objects are found (or the end).
@@ -110,19 +116,26 @@ async fn list_at(
         })?;
         opts.revision = ReadRevision::Exact(page.revision);
         for (i, kv) in page.items.iter().enumerate() {
-            let obj = match registry::decode(kv, &api_version) {
-                Ok(obj) => obj,
-                Err(e) => {
-                    note_corrupt(&mut corrupt, kv, e);
+            if selecting || table.is_some() {
+                let obj = match registry::decode(kv, &api_version) {
+                    Ok(obj) => obj,
+                    Err(e) => {
+                        note_corrupt(&mut corrupt, kv, e);
+                        continue;
+                    }
+                };
+                if !(labels.matches(&obj) && fields.matches(&obj)) {
                     continue;
                 }
-            };
-            if labels.matches(&obj) && fields.matches(&obj) {
-                items.push(obj);
-                if limit > 0 && items.len() == limit {
-                    let more = i + 1 < page.items.len() || page.remaining > 0;
-                    break 'pages (page.revision, more.then(|| format!("{}\0", kv.key)));
+                if table.is_some() {
+                    objects.push(obj);
                 }
+            }
+            items.push(kv.clone());
+            if limit > 0 && items.len() == limit {
+                let after = page.items.len() - (i + 1) + page.remaining;
+                let next = (after > 0).then(|| Next { key: format!("{}\0", kv.key), after });
+                break 'pages (page.revision, next);
             }
         }
         match page.items.last() {
@@ -130,23 +143,37 @@ async fn list_at(
             _ => break (page.revision, None),
         }
     };
+    if table.is_none() {
+        corrupt = list_stream::check_items(scope.rt, &items, &api_version);
+    }
     if !corrupt.is_empty() {
         return Err(ApiError::storage_read_error(&target, corrupt));
     }
     let mut metadata = json!({"resourceVersion": read_at.to_string()});
     if let Some(next) = next {
-        metadata["continue"] = Value::String(crate::registry::paging::encode_continue(read_at, &next));
+        metadata["continue"] = Value::String(crate::registry::paging::encode_continue(read_at, &next.key));
+        // As kube-apiserver: how many objects follow, unless a selector
+        // makes that count a guess.
+        if !selecting {
+            metadata["remainingItemCount"] = json!(next.after);
+        }
     }
     if let Some(t) = table {
-        return Ok(respond::json(StatusCode::OK, &t.table(items, metadata)));
+        return Ok(respond::json(StatusCode::OK, &t.table(objects, metadata)));
     }
-    let body = json!({
-        "kind": format!("{}List", scope.rt.kind),
-        "apiVersion": api_version,
-        "metadata": metadata,
-        "items": items,
-    });
-    Ok(respond::json(StatusCode::OK, &body))
+    let head = format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
+        Value::String(format!("{}List", scope.rt.kind)),
+        Value::String(api_version.clone()),
+        metadata
+    );
+    Ok(list_stream::response(head, rt, api_version, items))
+}
+
+/// Where a limited list goes on: the continue key and how many keys follow.
+struct Next {
+    key: String,
+    after: usize,
 }
 
 /// Most unreadable objects named in one StorageReadError, as kube-apiserver.

@@ -303,12 +303,24 @@ pub async fn get_cached_bytes(
 ) -> Result<Bytes, ApiError> {
     let kv = cached(scope, name, revision).await?;
     let api_version = scope.rt.api_version(scope.version);
-    if let Some(bytes) = scope.rt.encoded.get(&kv.key, kv.mod_revision, &api_version) {
+    served_bytes(scope.rt, &kv, &api_version)
+}
+
+/// `kv` as served in `api_version`: from the type's memo of encoded
+/// objects, else decoded, encoded and kept there.
+pub fn served_bytes(rt: &ResourceType, kv: &KeyValue, api_version: &str) -> Result<Bytes, ApiError> {
+    if let Some(bytes) = rt.encoded.get(&kv.key, kv.mod_revision, api_version) {
         return Ok(bytes);
     }
-    let obj = decode(&kv, &api_version)?;
+    encode_served(rt, kv, api_version)
+}
+
+/// Decodes `kv`, encodes it as served in `api_version` and keeps the bytes
+/// in the type's memo.
+pub fn encode_served(rt: &ResourceType, kv: &KeyValue, api_version: &str) -> Result<Bytes, ApiError> {
+    let obj = decode(kv, api_version)?;
     let bytes = Bytes::from(serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?);
-    scope.rt.encoded.put(&kv.key, kv.mod_revision, &api_version, bytes.clone());
+    rt.encoded.put(&kv.key, kv.mod_revision, api_version, bytes.clone());
     Ok(bytes)
 }
 

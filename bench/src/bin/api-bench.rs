@@ -43,7 +43,9 @@ impl Target {
     async fn connect(&self) -> Client {
         let tls = self.tls_stream().await;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .initial_stream_window_size(1 << 20)
+            // client-go's (Go's HTTP/2 transport) windows: 4 MiB per stream, 1 GiB per connection.
+            .initial_stream_window_size(4 << 20)
+            .initial_connection_window_size(1 << 30)
             .handshake(TokioIo::new(tls))
             .await
             .expect("HTTP/2 handshake");
@@ -420,6 +422,11 @@ async fn overload(bin: &std::path::Path, etcd: &testkit::Etcd) {
 /// Creates `count` MysqlDbs `<prefix><i>` in `namespace` from `clients`
 /// closed-loop clients over 4 HTTP/2 connections; every create must succeed.
 async fn create_many(target: &Arc<Target>, namespace: &str, prefix: &str, count: u64, clients: usize) {
+    create_padded(target, namespace, prefix, count, clients, 0).await
+}
+
+/// [`create_many`] with a `spec.note` of `pad` bytes in each object.
+async fn create_padded(target: &Arc<Target>, namespace: &str, prefix: &str, count: u64, clients: usize, pad: usize) {
     let next = Arc::new(AtomicU64::new(0));
     let path = format!("/apis/prsn.io/v1/namespaces/{namespace}/mysqldbs");
     let mut connections = Vec::new();
@@ -436,7 +443,10 @@ async fn create_many(target: &Arc<Target>, namespace: &str, prefix: &str, count:
                 if i >= count {
                     return;
                 }
-                let body = format!("{{\"metadata\":{{\"name\":\"{prefix}{i}\"}},\"size\":\"small\"}}");
+                let body = format!(
+                    "{{\"metadata\":{{\"name\":\"{prefix}{i}\"}},\"size\":\"small\",\"spec\":{{\"note\":\"{}\"}}}}",
+                    "x".repeat(pad)
+                );
                 assert_eq!(call(&mut client, target.request("POST", &path, Some(body))).await.0, 201);
             }
         }));
@@ -444,6 +454,98 @@ async fn create_many(target: &Arc<Target>, namespace: &str, prefix: &str, count:
     for t in tasks {
         t.await.expect("creates");
     }
+}
+
+/// Percentile `pct` of `v` (sorted here), in milliseconds.
+fn ms_pct(v: &mut [Duration], pct: usize) -> f64 {
+    v.sort_unstable();
+    v.get(v.len().saturating_sub(1) * pct / 100).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Lists from the cache on the embedded store, `LIST_OBJECTS` (default
+/// 18,000) objects of ~900 bytes of JSON (16 MB in all, as in issue 15): a page of 500 and the whole list from one
+/// client, pages at 64 clients, and the server's memory while 8 clients list
+/// everything at once.
+async fn lists(bin: &std::path::Path) {
+    let count: u64 = std::env::var("LIST_OBJECTS").ok().and_then(|s| s.parse().ok()).unwrap_or(18_000);
+    let (server, target, _dir) = embedded_server(bin).await;
+    let ns = r#"{"metadata":{"name":"bulk"}}"#.to_string();
+    assert_eq!(call(&mut target.connect().await, target.request("POST", "/api/v1/namespaces", Some(ns))).await.0, 201);
+    create_padded(&target, "bulk", "db", count, 64, 450).await;
+    let all = "/apis/prsn.io/v1/namespaces/bulk/mysqldbs";
+    let page = "/apis/prsn.io/v1/namespaces/bulk/mysqldbs?limit=500";
+    let mut c = target.connect().await;
+    let (code, body) = call(&mut c, target.request("GET", all, None)).await;
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("list");
+    let items = list["items"].as_array().map_or(0, Vec::len);
+    assert!(code == 200 && items as u64 == count, "the full list: {code}, {items} items");
+    let per_object = body.len() / items.max(1);
+    let (_, first) = call(&mut c, target.request("GET", page, None)).await;
+    let first: serde_json::Value = serde_json::from_slice(&first).expect("page");
+    println!(
+        "list, {count} objects of {per_object} bytes (JSON), a page of 500: remainingItemCount {}",
+        first["metadata"]["remainingItemCount"]
+    );
+    let mut lat = Vec::new();
+    for _ in 0..200 {
+        let t0 = Instant::now();
+        assert_eq!(call(&mut c, target.request("GET", page, None)).await.0, 200);
+        lat.push(t0.elapsed());
+    }
+    println!("  a page of 500, one client: p50 {:.2} ms, p99 {:.2} ms", ms_pct(&mut lat, 50), ms_pct(&mut lat, 99));
+    let mut lat = Vec::new();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        let (code, body) = call(&mut c, target.request("GET", all, None)).await;
+        assert!(code == 200 && body.len() > 1000);
+        lat.push(t0.elapsed());
+    }
+    let p50 = ms_pct(&mut lat, 50);
+    println!(
+        "  the whole list ({:.1} MB), one client: p50 {p50:.1} ms, max {:.1} ms ({:.0} MB/s)",
+        body.len() as f64 / 1e6,
+        ms_pct(&mut lat, 100),
+        body.len() as f64 / 1e3 / p50
+    );
+    // Memory: 8 clients listing everything at once, 3 rounds; RSS sampled every 2 ms.
+    let rss_before = rss_kib(server.pid());
+    let peak = Arc::new(AtomicU64::new(rss_before));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling, pid) = (peak.clone(), sampling.clone(), server.pid());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..8 {
+        let target = target.clone();
+        readers.push(tokio::spawn(async move {
+            let mut c = target.connect().await;
+            for _ in 0..3 {
+                assert_eq!(call(&mut c, target.request("GET", all, None)).await.0, 200);
+            }
+        }));
+    }
+    for r in readers {
+        r.await.expect("reader");
+    }
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.await;
+    let grew = peak.load(Ordering::Relaxed).saturating_sub(rss_before);
+    println!(
+        "  8 clients listing everything at once ({:.1} MB each): server RSS {rss_before} KiB, peak +{grew} KiB ({:.1}% of one list's bytes)",
+        body.len() as f64 / 1e6,
+        grew as f64 * 1024.0 * 100.0 / body.len() as f64
+    );
+    let rate = throughput(&target, 64, 4, move |mut c, t, _| async move {
+        call(&mut c, t.request("GET", "/apis/prsn.io/v1/namespaces/bulk/mysqldbs?limit=500", None)).await.0 == 200
+    })
+    .await;
+    println!("  pages of 500 at 64 clients: {rate:.0} lists/s");
 }
 
 /// A server of `bin` on the embedded store (the standalone default) with a TPR.
@@ -661,9 +763,9 @@ async fn main() {
     let mut admin = target.connect().await;
     create_tpr(&mut admin, &target, "mysql-db.prsn.io").await;
 
-    // BENCH_PHASES picks phases (default all): creates,get,tpr,overload,namespace,events,sensor,watch.
+    // BENCH_PHASES picks phases (default all): creates,get,list,tpr,overload,namespace,events,sensor,watch.
     let phases = std::env::var("BENCH_PHASES")
-        .unwrap_or_else(|_| "creates,get,tpr,overload,namespace,events,sensor,watch".into());
+        .unwrap_or_else(|_| "creates,get,list,tpr,overload,namespace,events,sensor,watch".into());
     let run = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
 
     // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
@@ -736,6 +838,10 @@ async fn main() {
             object.len(),
             consistent / floor_rate.max(1.0)
         );
+    }
+
+    if run("list") {
+        lists(&bin).await;
     }
 
     // 3. New TPR -> first successful create on its type.
