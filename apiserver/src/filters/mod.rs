@@ -34,7 +34,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder};
 
 use crate::app::App;
 use crate::endpoints::Router;
@@ -59,20 +59,34 @@ pub trait Next: Send + 'static {
 /// The service after a filter, as its [`Next`].
 pub struct Inner<S>(S);
 
-impl<S> Next for Inner<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-    S::Future: Send,
-{
-    async fn run(self, req: Request) -> Response {
-        match self.0.oneshot(req).await {
+impl<S: Handle> Next for Inner<S> {
+    fn run(self, req: Request) -> impl Future<Output = Response> + Send {
+        self.0.handle(req)
+    }
+}
+
+/// A step of the corridor run in place: its future is part of the one
+/// future the corridor boxes per request, not boxed again at every filter.
+pub trait Handle: Clone + Send + Sync + 'static {
+    /// Serves `req`.
+    fn handle(self, req: Request) -> impl Future<Output = Response> + Send;
+}
+
+impl Handle for Router {
+    async fn handle(mut self, req: Request) -> Response {
+        match self.call(req).await {
             Ok(resp) => resp,
             Err(never) => match never {},
         }
     }
 }
 
-/// A [`Filter`] as a `tower` layer.
+impl<F: Filter, S: Handle> Handle for Filtered<F, S> {
+    async fn handle(self, req: Request) -> Response {
+        self.filter.filter(req, Inner(self.inner)).await
+    }
+}
+
 pub struct FilterLayer<F>(Arc<F>);
 
 impl<F> FilterLayer<F> {
@@ -102,12 +116,7 @@ impl<F, S: Clone> Clone for Filtered<F, S> {
     }
 }
 
-impl<F, S> Service<Request> for Filtered<F, S>
-where
-    F: Filter,
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
+impl<F: Filter, S: Handle> Service<Request> for Filtered<F, S> {
     type Response = Response;
     type Error = Infallible;
     type Future = ResponseFuture;
@@ -117,8 +126,8 @@ where
     }
 
     fn call(&mut self, req: Request) -> ResponseFuture {
-        let (filter, inner) = (self.filter.clone(), Inner(self.inner.clone()));
-        Box::pin(async move { Ok(filter.filter(req, inner).await) })
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
     }
 }
 

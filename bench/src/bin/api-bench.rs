@@ -200,6 +200,22 @@ async fn get_rate(target: &Arc<Target>, query: &'static str) -> f64 {
     .await
 }
 
+/// [`get_rate`] with the CPU it took: (GETs/s, µs of `server`'s CPU per
+/// GET, µs of this process's CPU per GET). `server` is `None` when the
+/// server runs in this process (the floor).
+async fn get_rate_cpu(target: &Arc<Target>, query: &'static str, server: Option<u32>) -> (f64, f64, f64) {
+    let me = std::process::id();
+    let (s0, m0, t0) = (server.map(testkit::process::cpu_time), testkit::process::cpu_time(me), Instant::now());
+    let rate = get_rate(target, query).await;
+    let gets = rate * t0.elapsed().as_secs_f64();
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / gets.max(1.0);
+    let server_us = match (server, s0) {
+        (Some(pid), Some(s0)) => us(testkit::process::cpu_time(pid).saturating_sub(s0)),
+        _ => 0.0,
+    };
+    (rate, server_us, us(testkit::process::cpu_time(me).saturating_sub(m0)))
+}
+
 /// What closed-loop clients saw: latencies (µs) of admitted (201) and
 /// refused (429) creates, and other answers.
 #[derive(Default)]
@@ -821,9 +837,10 @@ async fn main() {
             .expect("start tpr-apiserver on the embedded store");
         let etarget = target_of(&embedded, edir.path());
         create_tpr(&mut etarget.connect().await, &etarget, "mysql-db.prsn.io").await;
-        let consistent = get_rate(&etarget, "").await;
+        let (consistent, server_us, client_us) = get_rate_cpu(&etarget, "", Some(embedded.pid())).await;
         let any = get_rate(&etarget, "?resourceVersion=0").await;
         println!("GET one object, 64 concurrent over 2 HTTP/2 connections, embedded: {consistent:.0}/s consistent, {any:.0}/s with resourceVersion=0");
+        println!("  CPU per consistent GET: server {server_us:.1} µs, client {client_us:.1} µs");
         // The floor, side by side: the same bytes from a bare hyper + rustls server.
         let (_, object) = call(
             &mut etarget.connect().await,
@@ -832,12 +849,13 @@ async fn main() {
         .await;
         let floor_addr = floor_server(edir.path(), object.clone()).await;
         let floor = Arc::new(Target { addr: floor_addr, tls: etarget.tls.clone(), token: String::new() });
-        let floor_rate = get_rate(&floor, "").await;
+        let (floor_rate, _, both_us) = get_rate_cpu(&floor, "", None).await;
         println!(
             "GET floor: a bare hyper 1 + rustls server returning the same {} bytes: {floor_rate:.0}/s; embedded consistent GET at {:.2} of it",
             object.len(),
             consistent / floor_rate.max(1.0)
         );
+        println!("  CPU per GET, floor server and client together (one process): {both_us:.1} µs");
     }
 
     if run("list") {
