@@ -42,13 +42,27 @@ fn target(name: &str) -> Target {
 /// The stored namespace `name`: from the cache, else (just created, not yet
 /// seen by the cache) from the store, as kube's admission does a live lookup.
 async fn lookup(store: &dyn Store, rt: &ResourceType, name: &str) -> Result<Option<Value>, ApiError> {
+    Ok(lookup_stored(store, rt, name).await?.and_then(|v| serde_json::from_slice(&v).ok()))
+}
+
+/// The stored bytes of namespace `name`: from the cache, else the store.
+async fn lookup_stored(store: &dyn Store, rt: &ResourceType, name: &str) -> Result<Option<bytes::Bytes>, ApiError> {
     let key = rt.key(None, name);
     let cached = rt.cache.get(&key, ReadRevision::Any).await.map_err(|e| ApiError::from_storage(e, &target(name)))?;
-    let kv = match cached {
-        Some(kv) => Some(kv.as_ref().clone()),
-        None => store.get(&key).await.map_err(|e| ApiError::from_storage(e, &target(name)))?,
-    };
-    Ok(kv.and_then(|kv| serde_json::from_slice(&kv.value).ok()))
+    Ok(match cached {
+        Some(kv) => Some(kv.value.clone()),
+        None => store.get(&key).await.map_err(|e| ApiError::from_storage(e, &target(name)))?.map(|kv| kv.value),
+    })
+}
+
+/// The namespace, parsed only when it may be terminating: a namespace
+/// whose bytes do not name `deletionTimestamp` is not (every create checks).
+async fn lookup_for_create(store: &dyn Store, rt: &ResourceType, name: &str) -> Result<Option<Value>, ApiError> {
+    Ok(match lookup_stored(store, rt, name).await? {
+        None => None,
+        Some(v) if !v.windows(17).any(|w| w == b"deletionTimestamp") => Some(Value::Null),
+        Some(v) => serde_json::from_slice(&v).ok(),
+    })
 }
 
 /// A create in `scope` may go ahead: its namespace exists and is not
@@ -63,7 +77,7 @@ pub async fn check_create(
     if !scope.rt.namespaced || !served.builtins() {
         return Ok(());
     }
-    match lookup(store, &rt, ns).await? {
+    match lookup_for_create(store, &rt, ns).await? {
         None => Err(ApiError::not_found(&target(ns))),
         Some(obj) if meta_str(&obj, "deletionTimestamp").is_some() => {
             let t = scope.target(name);

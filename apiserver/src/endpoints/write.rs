@@ -72,7 +72,7 @@ pub async fn create(call: &Call<'_>, body: &mut Option<Incoming>) -> Result<Resp
     crate::builtin::namespaces::check_create(call.app.store.as_ref(), &call.app.served, &call.scope, name).await?;
     let created = registry::create(call.app.store.as_ref(), call.scope, obj, call.dry_run).await?;
     warnings.extend(serve_if_tpr(call.app, call.is_tpr && !call.dry_run, &created)?);
-    Ok(json_warned(StatusCode::CREATED, &created, &warnings))
+    Ok(written(call, StatusCode::CREATED, &created, &warnings))
 }
 
 /// PUT: replaces an object at its resourceVersion (200).
@@ -90,7 +90,7 @@ pub async fn update(call: &Call<'_>, name: &str, body: &mut Option<Incoming>) ->
     }
     let updated = registry::update(call.app.store.as_ref(), call.scope, name, obj, call.dry_run).await?;
     warnings.extend(serve_if_tpr(call.app, call.is_tpr && !call.dry_run, &updated)?);
-    Ok(json_warned(StatusCode::OK, &updated, &warnings))
+    Ok(written(call, StatusCode::OK, &updated, &warnings))
 }
 
 /// A stored ThirdPartyResource is served at once, before the answer; a
@@ -160,9 +160,34 @@ async fn read_json_body(
 /// kube-apiserver bounds them: at most 4096 characters in all, each message
 /// cut to 256 characters when they would be more.
 pub fn json_warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response {
+    warned(respond::json(code, value), warnings)
+}
+
+/// A written object's answer, its bytes also kept as GET, lists and
+/// watches serve them (see [`crate::served::EncodedObjects`]), so that
+/// nothing parses the new version again.
+fn written(call: &Call<'_>, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
+    let (name, revision) = (registry::meta_str(obj, "name"), registry::meta_str(obj, "resourceVersion"));
+    match (serde_json::to_vec(obj), name, revision.and_then(|r| r.parse::<i64>().ok())) {
+        (Ok(bytes), Some(name), Some(revision)) if !call.dry_run => {
+            let bytes = bytes::Bytes::from(bytes);
+            let api_version = call.scope.rt.api_version(call.scope.version);
+            call.scope.rt.encoded.put(
+                &call.scope.rt.key(call.scope.namespace, name),
+                revision,
+                &api_version,
+                bytes.clone(),
+            );
+            warned(respond::json_bytes(code, bytes), warnings)
+        }
+        _ => json_warned(code, obj, warnings),
+    }
+}
+
+/// `resp` with a `Warning` header per message (see [`json_warned`]).
+fn warned(mut resp: Response, warnings: &[String]) -> Response {
     const TOTAL: usize = 4096;
     const EACH: usize = 256;
-    let mut resp = respond::json(code, value);
     let long = warnings.iter().map(|w| w.chars().count()).sum::<usize>() > TOTAL;
     let mut used = 0;
     for w in warnings {

@@ -31,6 +31,11 @@ fn rename(obj: &mut Value, pairs: impl Iterator<Item = (&'static str, &'static s
     map.extend(renamed);
 }
 
+/// True when objects of `api_version` are stored in another form.
+pub fn converts(api_version: &str) -> bool {
+    api_version == EVENTS_V1
+}
+
 /// A stored object as a client of `api_version` sees it.
 pub fn from_stored(api_version: &str, obj: &mut Value) {
     if api_version == EVENTS_V1 {

@@ -86,6 +86,18 @@ pub fn tombstone(kv: &KeyValue, key_prefix: &str, kind: &str, api_version: &str)
 }
 
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
+    let as_is = !obj.get("apiVersion").and_then(Value::as_str).is_some_and(convert::converts)
+        && obj
+            .get("metadata")
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.contains_key("resourceVersion") && !m.contains_key("selfLink"));
+    if as_is {
+        // Stored as written: no copy.
+        let bytes =
+            serde_json::to_vec(obj).map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))?;
+        crate::limits::check_stored(obj, bytes.len())?;
+        return Ok(Bytes::from(bytes));
+    }
     let mut stored = obj.clone();
     if let Some(v) = obj.get("apiVersion").and_then(Value::as_str) {
         convert::to_stored(v, &mut stored);
@@ -257,7 +269,7 @@ pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run
             return Ok(obj);
         }
         match store.create(&scope.key(&name), encoded).await {
-            Ok(kv) => return decode(&kv, &scope.rt.api_version(scope.version)),
+            Ok(kv) => return written(obj, &kv, &scope),
             Err(StorageError::AlreadyExists { .. }) if generate.is_some() => continue,
             Err(e) => return Err(ApiError::from_storage(e, &scope.target(&name))),
         }
@@ -412,7 +424,26 @@ pub async fn update(
         return decode(&current, &scope.rt.api_version(scope.version));
     }
     let kv = store.update(&key, encoded, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
-    decode(&kv, &scope.rt.api_version(scope.version))
+    written(obj, &kv, &scope)
+}
+
+/// What a write answers: `obj`, just stored as `kv`, as [`decode`] would
+/// read it back, without parsing the stored bytes again (unless the
+/// scope's version converts).
+fn written(mut obj: Value, kv: &KeyValue, scope: &Scope<'_>) -> Result<Value, ApiError> {
+    let api_version = scope.rt.api_version(scope.version);
+    if convert::converts(&api_version) {
+        return decode(kv, &api_version);
+    }
+    let map = obj.as_object_mut().ok_or_else(|| ApiError::internal("a written object is not a JSON object"))?;
+    map.insert("apiVersion".into(), Value::String(api_version));
+    if let Some(Value::Object(m)) = map.get_mut("metadata") {
+        // As [`encode`] stored it (same removals, so the same key order).
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+        m.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
+    }
+    Ok(obj)
 }
 
 /// Keeps what the server owns (uid, creationTimestamp, deletionTimestamp)

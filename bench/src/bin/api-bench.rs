@@ -216,6 +216,54 @@ async fn get_rate_cpu(target: &Arc<Target>, query: &'static str, server: Option<
     (rate, server_us, us(testkit::process::cpu_time(me).saturating_sub(m0)))
 }
 
+/// Raw etcd writes/s from 64 concurrent clients on one etcd client: plain
+/// puts, or (`txn`) create-if-absent transactions as the API's creates send.
+async fn raw_etcd_rate(kv: etcd_client::KvClient, txn: bool) -> f64 {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let value = serde_json::json!({"metadata": {"name": "x", "namespace": "default"}, "size": "small"}).to_string();
+    let (counter, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let start = Instant::now();
+    let until = start + seconds();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (mut kv, value, counter, done) = (kv.clone(), value.clone(), counter.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let key = format!("/raw/{}/k{i:09}", if txn { "txn" } else { "put" });
+                let ok = if txn {
+                    let t = Txn::new()
+                        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                        .and_then([TxnOp::put(key, value.clone(), None)]);
+                    kv.txn(t).await.is_ok_and(|r| r.succeeded())
+                } else {
+                    kv.put(key, value.clone(), None).await.is_ok()
+                };
+                if ok {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Creates/s through the API at 64 concurrent clients over 4 connections,
+/// and µs of the server's (`pid`) CPU per create.
+async fn create_rate_cpu(target: &Arc<Target>, pid: u32) -> (f64, f64) {
+    let (cpu0, t0) = (testkit::process::cpu_time(pid), Instant::now());
+    let rate = throughput(target, 64, 4, |mut c, t, i| async move {
+        let body = format!("{{\"metadata\":{{\"name\":\"db{i:09}\"}},\"size\":\"small\"}}");
+        call(&mut c, t.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body))).await.0 == 201
+    })
+    .await;
+    let creates = rate * t0.elapsed().as_secs_f64();
+    (rate, testkit::process::cpu_time(pid).saturating_sub(cpu0).as_secs_f64() * 1e6 / creates.max(1.0))
+}
+
 /// What closed-loop clients saw: latencies (µs) of admitted (201) and
 /// refused (429) creates, and other answers.
 #[derive(Default)]
@@ -787,43 +835,16 @@ async fn main() {
     // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
     if run("creates") {
         let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
-        let kv = raw.kv_client();
-        let value = serde_json::json!({"metadata": {"name": "x", "namespace": "default"}, "size": "small"}).to_string();
-        let raw_rate = {
-            let mut clients = Vec::new();
-            clients.push(kv);
-            let kv = clients.remove(0);
-            let value = value.clone();
-            let counter = Arc::new(AtomicU64::new(0));
-            let done = Arc::new(AtomicU64::new(0));
-            let start = Instant::now();
-            let until = start + seconds();
-            let mut tasks = Vec::new();
-            for _ in 0..64 {
-                let (mut kv, value, counter, done) = (kv.clone(), value.clone(), counter.clone(), done.clone());
-                tasks.push(tokio::spawn(async move {
-                    while Instant::now() < until {
-                        let i = counter.fetch_add(1, Ordering::Relaxed);
-                        if kv.put(format!("/raw/k{i:09}"), value.clone(), None).await.is_ok() {
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }));
-            }
-            for t in tasks {
-                let _ = t.await;
-            }
-            done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-        };
-        let api_rate = throughput(&target, 64, 4, |mut c, t, i| async move {
-            let body = format!("{{\"metadata\":{{\"name\":\"db{i:09}\"}},\"size\":\"small\"}}");
-            call(&mut c, t.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body))).await.0 == 201
-        })
-        .await;
+        let put_rate = raw_etcd_rate(raw.kv_client(), false).await;
+        let txn_rate = raw_etcd_rate(raw.kv_client(), true).await;
+        let (api_rate, api_us) = create_rate_cpu(&target, server.pid()).await;
         println!(
-            "creates, 64 concurrent: raw etcd put {raw_rate:.0}/s, API create {api_rate:.0}/s, ratio {:.2}",
-            api_rate / raw_rate
+            "creates, 64 concurrent, etcd: raw put {put_rate:.0}/s, raw create-if-absent txn {txn_rate:.0}/s, API create {api_rate:.0}/s = {:.2} of the txn; server CPU per create {api_us:.1} µs",
+            api_rate / txn_rate
         );
+        let (_embedded, etarget, _edir) = embedded_server(&bin).await;
+        let (rate, us) = create_rate_cpu(&etarget, _embedded.pid()).await;
+        println!("creates, 64 concurrent, embedded store: {rate:.0}/s; server CPU per create {us:.1} µs");
     }
 
     // 2. GET of one object over keep-alive HTTPS: consistent (the default),
