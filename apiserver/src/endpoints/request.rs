@@ -83,6 +83,10 @@ const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
 /// Reads and drops the rest of a refused body in the background (bounded in
 /// bytes and time), without keeping it.
 pub fn discard(mut body: Incoming) {
+    // Most requests (every GET) have no body: nothing to read.
+    if hyper::body::Body::is_end_stream(&body) {
+        return;
+    }
     tokio::spawn(async move {
         let mut seen = 0usize;
         let drain = async {

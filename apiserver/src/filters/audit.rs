@@ -17,7 +17,7 @@ pub struct AuditFilter {
 impl Filter for AuditFilter {
     const NAME: &'static str = "audit";
 
-    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
         let ctx = context(&req);
         let resp = next.run(req).await;
         let Some(ctx) = ctx else { return resp };

@@ -22,7 +22,7 @@ pub struct AuthenticationFilter {
 impl Filter for AuthenticationFilter {
     const NAME: &'static str = "authentication";
 
-    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
         let Some(ctx) = context(&req) else { return next.run(req).await };
         if matches!(ctx.info.route, Route::Public) {
             return next.run(req).await;
@@ -43,7 +43,8 @@ impl Filter for AuthenticationFilter {
         // A token this server does not know: ask the host cluster.
         let token = bearer.as_deref().and_then(|b| b.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty());
         let user = match (user, &app.token_reviewer, token) {
-            (None, Some(reviewer), Some(token)) => reviewer.review(token).await,
+            // Boxed: the host cluster's review is large, and rare.
+            (None, Some(reviewer), Some(token)) => Box::pin(reviewer.review(token)).await,
             (user, _, _) => user,
         };
         let Some(user) = user else { return refuse(req, &ApiError::unauthorized()) };

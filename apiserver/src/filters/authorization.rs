@@ -19,16 +19,17 @@ pub struct AuthorizationFilter {
 impl Filter for AuthorizationFilter {
     const NAME: &'static str = "authorization";
 
-    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
         let Some(ctx) = context(&req) else { return next.run(req).await };
         let Some(user) = ctx.user() else { return next.run(req).await };
         let decision = match &ctx.info.route {
             Route::Metrics | Route::Document(_) | Route::GroupVersion { .. } => {
-                self.app.authz.authorize_path(user, &ctx.info.method_verb(), &ctx.info.path).await
+                Box::pin(self.app.authz.authorize_path(user, &ctx.info.method_verb(), &ctx.info.path)).await
             }
             Route::Resource(r) => {
                 ctx.mark_judged();
-                self.app.authz.authorize(user, &r.attributes()).await
+                // Boxed: a webhook's call is large, and most requests never make it.
+                Box::pin(self.app.authz.authorize(user, &r.attributes())).await
             }
             // A review asks about its caller: every authenticated user may (kube's system:basic-user).
             Route::Public | Route::WhoAmI | Route::Review(_) | Route::MethodNotAllowed | Route::NotFound => Ok(()),

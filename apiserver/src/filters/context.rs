@@ -19,7 +19,7 @@ pub struct RequestInfoFilter {
 impl Filter for RequestInfoFilter {
     const NAME: &'static str = "request-info";
 
-    async fn filter<N: Next>(&self, mut req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, mut req: Request, next: N) -> Response {
         let info = RequestInfo::resolve(req.method(), req.uri(), &self.served);
         let ctx = Arc::new(RequestContext::new(req.uri().to_string(), info));
         req.extensions_mut().insert(ctx.clone());

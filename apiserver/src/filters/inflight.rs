@@ -41,7 +41,7 @@ fn take(count: &AtomicUsize, max: usize) -> Option<Slot<'_>> {
 impl Filter for InFlightFilter {
     const NAME: &'static str = "inflight";
 
-    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
         let Some(ctx) = context(&req) else { return next.run(req).await };
         let exempt = matches!(ctx.info.route, Route::Public)
             || ctx.user().is_some_and(|u| u.groups.iter().any(|g| g == "system:masters"));

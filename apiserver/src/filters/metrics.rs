@@ -16,7 +16,7 @@ pub struct MetricsFilter {
 impl Filter for MetricsFilter {
     const NAME: &'static str = "metrics";
 
-    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
         let ctx = context(&req);
         let resp = next.run(req).await;
         if let Some(ctx) = ctx {

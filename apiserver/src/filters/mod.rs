@@ -47,7 +47,7 @@ pub trait Filter: Send + Sync + 'static {
     const NAME: &'static str;
 
     /// Answers `req`, calling `next` to pass it on.
-    fn filter<N: Next>(&self, req: Request, next: N) -> impl Future<Output = Response> + Send;
+    fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> impl Future<Output = Response> + Send;
 }
 
 /// The rest of the corridor after a filter.
@@ -82,8 +82,8 @@ impl Handle for Router {
 }
 
 impl<F: Filter, S: Handle> Handle for Filtered<F, S> {
-    async fn handle(self, req: Request) -> Response {
-        self.filter.filter(req, Inner(self.inner)).await
+    fn handle(self, req: Request) -> impl Future<Output = Response> + Send {
+        self.filter.filter(req, Inner(self.inner))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The `Accept` header must allow JSON (406 otherwise), but for health,
 //! `/metrics` and `kubectl auth whoami`.
 
+use std::sync::Arc;
+
 use super::{refuse, Filter, Next, Request, Response};
 use crate::endpoints::negotiate;
 use crate::endpoints::routing::context;
@@ -13,7 +15,7 @@ pub struct NegotiationFilter;
 impl Filter for NegotiationFilter {
     const NAME: &'static str = "negotiation";
 
-    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
         let exempt =
             context(&req).is_none_or(|c| matches!(c.info.route, Route::Public | Route::WhoAmI | Route::Metrics));
         // `/openapi/v2` is also served as protobuf (kubectl asks only for that).

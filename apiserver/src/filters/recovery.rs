@@ -2,6 +2,8 @@
 //! connection down: the connection's other requests, and its watches, carry
 //! on. The panic is logged.
 
+use std::sync::Arc;
+
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
@@ -16,7 +18,7 @@ pub struct RecoveryFilter;
 impl Filter for RecoveryFilter {
     const NAME: &'static str = "recovery";
 
-    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
         let uri = req.uri().to_string();
         match AssertUnwindSafe(next.run(req)).catch_unwind().await {
             Ok(resp) => resp,

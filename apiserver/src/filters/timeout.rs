@@ -19,7 +19,7 @@ pub struct TimeoutFilter {
 impl Filter for TimeoutFilter {
     const NAME: &'static str = "timeout";
 
-    async fn filter<N: Next>(&self, req: Request, next: N) -> Response {
+    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
         let long_running = context(&req).is_some_and(|c| matches!(&c.info.route, Route::Resource(r) if r.watch));
         if long_running {
             return next.run(req).await;

@@ -201,8 +201,7 @@ async fn get_rate(target: &Arc<Target>, query: &'static str) -> f64 {
 }
 
 /// [`get_rate`] with the CPU it took: (GETs/s, µs of `server`'s CPU per
-/// GET, µs of this process's CPU per GET). `server` is `None` when the
-/// server runs in this process (the floor).
+/// GET, µs of this process's CPU per GET).
 async fn get_rate_cpu(target: &Arc<Target>, query: &'static str, server: Option<u32>) -> (f64, f64, f64) {
     let me = std::process::id();
     let (s0, m0, t0) = (server.map(testkit::process::cpu_time), testkit::process::cpu_time(me), Instant::now());
@@ -810,6 +809,16 @@ async fn sensor(bin: &std::path::Path) {
 
 #[tokio::main]
 async fn main() {
+    // `api-bench floor <data dir> <body file>`: the GET floor in a process
+    // of its own (as the server runs), printing its address.
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, floor, dir, body] = &args[..] {
+        if floor == "floor" {
+            let body = Bytes::from(std::fs::read(body).expect("floor body"));
+            println!("{}", floor_server(std::path::Path::new(dir), body).await);
+            std::future::pending::<()>().await;
+        }
+    }
     let etcd = testkit::Etcd::start().expect("start etcd (install etcd-server)");
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = std::env::var_os("TPR_APISERVER_BIN").map(std::path::PathBuf::from).unwrap_or_else(|| {
@@ -837,10 +846,21 @@ async fn main() {
         let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
         let put_rate = raw_etcd_rate(raw.kv_client(), false).await;
         let txn_rate = raw_etcd_rate(raw.kv_client(), true).await;
+        // The same with one watch following the written prefix, as the
+        // server's watch cache follows it (read and dropped here).
+        let mut stream = raw
+            .watch_client()
+            .watch("/raw/txn/", Some(etcd_client::WatchOptions::new().with_prefix()))
+            .await
+            .expect("raw etcd watch");
+        let drain = tokio::spawn(async move { while let Ok(Some(_)) = stream.message().await {} });
+        let watched_rate = raw_etcd_rate(raw.kv_client(), true).await;
+        drain.abort();
         let (api_rate, api_us) = create_rate_cpu(&target, server.pid()).await;
         println!(
-            "creates, 64 concurrent, etcd: raw put {put_rate:.0}/s, raw create-if-absent txn {txn_rate:.0}/s, API create {api_rate:.0}/s = {:.2} of the txn; server CPU per create {api_us:.1} µs",
-            api_rate / txn_rate
+            "creates, 64 concurrent, etcd: raw put {put_rate:.0}/s, raw create-if-absent txn {txn_rate:.0}/s ({watched_rate:.0}/s with a watch on the prefix), API create {api_rate:.0}/s = {:.2} of the txn ({:.2} of the watched txn); server CPU per create {api_us:.1} µs",
+            api_rate / txn_rate,
+            api_rate / watched_rate
         );
         let (_embedded, etarget, _edir) = embedded_server(&bin).await;
         let (rate, us) = create_rate_cpu(&etarget, _embedded.pid()).await;
@@ -868,15 +888,27 @@ async fn main() {
             etarget.request("GET", "/apis/prsn.io/v1/namespaces/default/mysqldbs/db000000001", None),
         )
         .await;
-        let floor_addr = floor_server(edir.path(), object.clone()).await;
+        let body_file = edir.path().join("floor-body.json");
+        std::fs::write(&body_file, &object).expect("floor body");
+        let mut child = std::process::Command::new(std::env::current_exe().expect("api-bench path"))
+            .args(["floor", edir.path().to_str().expect("utf-8"), body_file.to_str().expect("utf-8")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the floor server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("floor stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("floor address");
+        let floor_addr: SocketAddr = line.trim().parse().expect("floor address");
         let floor = Arc::new(Target { addr: floor_addr, tls: etarget.tls.clone(), token: String::new() });
-        let (floor_rate, _, both_us) = get_rate_cpu(&floor, "", None).await;
+        let (floor_rate, floor_us, floor_client_us) = get_rate_cpu(&floor, "", Some(child.id())).await;
+        let _ = child.kill();
+        let _ = child.wait();
         println!(
-            "GET floor: a bare hyper 1 + rustls server returning the same {} bytes: {floor_rate:.0}/s; embedded consistent GET at {:.2} of it",
+            "GET floor: a bare hyper 1 + rustls server (its own process) returning the same {} bytes: {floor_rate:.0}/s; embedded consistent GET at {:.2} of it",
             object.len(),
             consistent / floor_rate.max(1.0)
         );
-        println!("  CPU per GET, floor server and client together (one process): {both_us:.1} µs");
+        println!("  CPU per GET: floor server {floor_us:.1} µs, client {floor_client_us:.1} µs");
     }
 
     if run("list") {
