@@ -199,21 +199,22 @@ impl ServedTypes {
     /// Matches `segments` (the path after `/apis/<group>/`) against the
     /// versions served in `group`; versions may contain `/` (`stable/v1`).
     pub fn resolve<'a>(&self, group: &str, segments: &'a [&'a str]) -> Option<Resolved<'a>> {
-        let in_group: Vec<Arc<ResourceType>> = self.read().values().filter(|t| t.group == group).cloned().collect();
-        let mut best: Option<Resolved<'a>> = None;
-        for t in &in_group {
-            for v in &t.versions {
-                let vs: Vec<&str> = v.split('/').collect();
-                if segments.len() >= vs.len() && segments[..vs.len()] == vs[..] {
-                    let longer = best.as_ref().is_none_or(|b| b.version.len() < v.len());
-                    if longer {
-                        best = Some(Resolved { types: Vec::new(), version: v.clone(), rest: &segments[vs.len()..] });
-                    }
-                }
+        let types = self.read();
+        let in_group = || types.values().filter(|t| t.group == group);
+        // The longest served version that prefixes the segments, and how many it spans.
+        let mut best: Option<(&str, usize)> = None;
+        for v in in_group().flat_map(|t| t.versions.iter()) {
+            let n = v.split('/').count();
+            let matches = segments.len() >= n && v.split('/').zip(segments).all(|(a, b)| a == *b);
+            if matches && best.is_none_or(|(b, _)| b.len() < v.len()) {
+                best = Some((v, n));
             }
         }
-        let mut found = best?;
-        found.types = in_group.into_iter().filter(|t| t.versions.contains(&found.version)).collect();
-        Some(found)
+        let (version, n) = best?;
+        Some(Resolved {
+            types: in_group().filter(|t| t.versions.iter().any(|v| v == version)).cloned().collect(),
+            version: version.to_string(),
+            rest: &segments[n..],
+        })
     }
 }

@@ -1,15 +1,21 @@
 //! API benchmark: the real `tpr-apiserver` (release build) on a local etcd,
-//! measured side by side with raw etcd in one run.
+//! measured side by side with its references in one run.
 //!
 //! `cargo build --release -p apiserver && cargo run --release -p bench --bin api-bench`
-//! (TPR_APISERVER_BIN overrides the binary; WATCHERS sets the watcher count,
-//! default 10,000; BENCH_SECS the seconds per throughput measurement, default 3).
+//! (TPR_APISERVER_BIN overrides the binary; BENCH_PHASES picks phases;
+//! WATCHERS sets the watcher count, default 10,000; BENCH_SECS the seconds
+//! per throughput measurement, default 3; ROUNDS the rounds of each ratio,
+//! default 3, the median reported).
 //! Prints: creates/s through the API at 64 concurrent clients against raw etcd
-//! puts/s at 64; GET of one object per second over keep-alive HTTPS (HTTP/2);
-//! new TPR → first successful create; overload; on the embedded store, a
-//! namespace of 10,000 objects deleted and TPR creates beside 1,000 Events/s;
-//! watchers: delivery of every event, p99 latency at 100 writes/s, and server
-//! RSS per idle watcher.
+//! create-if-absent transactions, and on the embedded store, with the
+//! server's CPU per create; GET of one object per second over keep-alive
+//! HTTPS (HTTP/2) against a bare hyper + rustls server in its own process
+//! (the floor); lists of 18,000 objects (a page of 500, the whole list,
+//! memory while 8 clients list); new TPR → first successful create;
+//! overload; on the embedded store, a namespace of 10,000 objects deleted
+//! and TPR creates beside 1,000 Events/s; a sensor's delivery; watchers:
+//! delivery of every event, p99 latency at 100 writes/s, and server RSS per
+//! idle watcher.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -220,6 +226,9 @@ async fn get_rate_cpu(target: &Arc<Target>, query: &'static str, server: Option<
 async fn raw_etcd_rate(kv: etcd_client::KvClient, txn: bool) -> f64 {
     use etcd_client::{Compare, CompareOp, Txn, TxnOp};
     let value = serde_json::json!({"metadata": {"name": "x", "namespace": "default"}, "size": "small"}).to_string();
+    // Each call writes keys of its own (a create-if-absent of an existing key fails).
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
     let (counter, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let start = Instant::now();
     let until = start + seconds();
@@ -229,7 +238,7 @@ async fn raw_etcd_rate(kv: etcd_client::KvClient, txn: bool) -> f64 {
         tasks.push(tokio::spawn(async move {
             while Instant::now() < until {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
-                let key = format!("/raw/{}/k{i:09}", if txn { "txn" } else { "put" });
+                let key = format!("/raw/{}/{call}/k{i:09}", if txn { "txn" } else { "put" });
                 let ok = if txn {
                     let t = Txn::new()
                         .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
@@ -250,12 +259,12 @@ async fn raw_etcd_rate(kv: etcd_client::KvClient, txn: bool) -> f64 {
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Creates/s through the API at 64 concurrent clients over 4 connections,
-/// and µs of the server's (`pid`) CPU per create.
-async fn create_rate_cpu(target: &Arc<Target>, pid: u32) -> (f64, f64) {
+/// Creates/s through the API at 64 concurrent clients over 4 connections
+/// (names of `round`), and µs of the server's (`pid`) CPU per create.
+async fn create_rate_cpu(target: &Arc<Target>, pid: u32, round: usize) -> (f64, f64) {
     let (cpu0, t0) = (testkit::process::cpu_time(pid), Instant::now());
-    let rate = throughput(target, 64, 4, |mut c, t, i| async move {
-        let body = format!("{{\"metadata\":{{\"name\":\"db{i:09}\"}},\"size\":\"small\"}}");
+    let rate = throughput(target, 64, 4, move |mut c, t, i| async move {
+        let body = format!("{{\"metadata\":{{\"name\":\"r{round}-db{i:09}\"}},\"size\":\"small\"}}");
         call(&mut c, t.request("POST", "/apis/prsn.io/v1/namespaces/default/mysqldbs", Some(body))).await.0 == 201
     })
     .await;
@@ -517,6 +526,12 @@ async fn create_padded(target: &Arc<Target>, namespace: &str, prefix: &str, coun
     for t in tasks {
         t.await.expect("creates");
     }
+}
+
+/// The median of `v` (sorted here).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Percentile `pct` of `v` (sorted here), in milliseconds.
@@ -841,34 +856,40 @@ async fn main() {
         .unwrap_or_else(|_| "creates,get,list,tpr,overload,namespace,events,sensor,watch".into());
     let run = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
 
-    // 1. Creates through the API vs raw etcd puts, 64 concurrent clients.
+    // 1. Creates through the API vs raw etcd create-if-absent transactions, 64 concurrent clients.
+    // Ratios are measured in ROUNDS (default 3) alternating rounds, each
+    // side by side with its reference; the median round is the figure.
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     if run("creates") {
         let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
         let put_rate = raw_etcd_rate(raw.kv_client(), false).await;
-        let txn_rate = raw_etcd_rate(raw.kv_client(), true).await;
-        // The same with one watch following the written prefix, as the
-        // server's watch cache follows it (read and dropped here).
-        let mut stream = raw
-            .watch_client()
-            .watch("/raw/txn/", Some(etcd_client::WatchOptions::new().with_prefix()))
-            .await
-            .expect("raw etcd watch");
-        let drain = tokio::spawn(async move { while let Ok(Some(_)) = stream.message().await {} });
-        let watched_rate = raw_etcd_rate(raw.kv_client(), true).await;
-        drain.abort();
-        let (api_rate, api_us) = create_rate_cpu(&target, server.pid()).await;
+        println!("creates, 64 concurrent, etcd: raw put {put_rate:.0}/s");
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let txn_rate = raw_etcd_rate(raw.kv_client(), true).await;
+            let (api_rate, api_us) = create_rate_cpu(&target, server.pid(), round).await;
+            ratios.push(api_rate / txn_rate);
+            println!(
+                "  round {round}: raw create-if-absent txn {txn_rate:.0}/s, API create {api_rate:.0}/s = {:.2} of it; server CPU per create {api_us:.1} µs",
+                api_rate / txn_rate
+            );
+        }
         println!(
-            "creates, 64 concurrent, etcd: raw put {put_rate:.0}/s, raw create-if-absent txn {txn_rate:.0}/s ({watched_rate:.0}/s with a watch on the prefix), API create {api_rate:.0}/s = {:.2} of the txn ({:.2} of the watched txn); server CPU per create {api_us:.1} µs",
-            api_rate / txn_rate,
-            api_rate / watched_rate
+            "  API creates on etcd, median of {rounds} rounds: {:.2} of raw create-if-absent txns",
+            median(&mut ratios)
         );
         let (_embedded, etarget, _edir) = embedded_server(&bin).await;
-        let (rate, us) = create_rate_cpu(&etarget, _embedded.pid()).await;
-        println!("creates, 64 concurrent, embedded store: {rate:.0}/s; server CPU per create {us:.1} µs");
+        for round in 1..=rounds {
+            let (rate, us) = create_rate_cpu(&etarget, _embedded.pid(), round).await;
+            println!(
+                "creates, 64 concurrent, embedded store, round {round}: {rate:.0}/s; server CPU per create {us:.1} µs"
+            );
+        }
     }
 
     // 2. GET of one object over keep-alive HTTPS: consistent (the default),
-    // and resourceVersion=0 (any cached state), on etcd and on the embedded store.
+    // and resourceVersion=0 (any cached state), on etcd and on the embedded
+    // store; the embedded one side by side with the floor.
     if run("get") {
         let consistent = get_rate(&target, "").await;
         let any = get_rate(&target, "?resourceVersion=0").await;
@@ -878,11 +899,9 @@ async fn main() {
             .expect("start tpr-apiserver on the embedded store");
         let etarget = target_of(&embedded, edir.path());
         create_tpr(&mut etarget.connect().await, &etarget, "mysql-db.prsn.io").await;
-        let (consistent, server_us, client_us) = get_rate_cpu(&etarget, "", Some(embedded.pid())).await;
         let any = get_rate(&etarget, "?resourceVersion=0").await;
-        println!("GET one object, 64 concurrent over 2 HTTP/2 connections, embedded: {consistent:.0}/s consistent, {any:.0}/s with resourceVersion=0");
-        println!("  CPU per consistent GET: server {server_us:.1} µs, client {client_us:.1} µs");
-        // The floor, side by side: the same bytes from a bare hyper + rustls server.
+        println!("GET one object, embedded, resourceVersion=0: {any:.0}/s");
+        // The floor: the same bytes from a bare hyper + rustls server in a process of its own.
         let (_, object) = call(
             &mut etarget.connect().await,
             etarget.request("GET", "/apis/prsn.io/v1/namespaces/default/mysqldbs/db000000001", None),
@@ -900,15 +919,23 @@ async fn main() {
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("floor address");
         let floor_addr: SocketAddr = line.trim().parse().expect("floor address");
         let floor = Arc::new(Target { addr: floor_addr, tls: etarget.tls.clone(), token: String::new() });
-        let (floor_rate, floor_us, floor_client_us) = get_rate_cpu(&floor, "", Some(child.id())).await;
+        println!(
+            "GET floor: a bare hyper 1 + rustls server (its own process) returning the same {} bytes",
+            object.len()
+        );
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let (rate, server_us, client_us) = get_rate_cpu(&etarget, "", Some(embedded.pid())).await;
+            let (floor_rate, floor_us, floor_client_us) = get_rate_cpu(&floor, "", Some(child.id())).await;
+            ratios.push(rate / floor_rate.max(1.0));
+            println!(
+                "  round {round}: embedded consistent GET {rate:.0}/s (server {server_us:.1} µs CPU per GET, client {client_us:.1} µs), floor {floor_rate:.0}/s (server {floor_us:.1} µs, client {floor_client_us:.1} µs): {:.2} of the floor",
+                rate / floor_rate.max(1.0)
+            );
+        }
         let _ = child.kill();
         let _ = child.wait();
-        println!(
-            "GET floor: a bare hyper 1 + rustls server (its own process) returning the same {} bytes: {floor_rate:.0}/s; embedded consistent GET at {:.2} of it",
-            object.len(),
-            consistent / floor_rate.max(1.0)
-        );
-        println!("  CPU per GET: floor server {floor_us:.1} µs, client {floor_client_us:.1} µs");
+        println!("  embedded consistent GET, median of {rounds} rounds: {:.2} of the floor", median(&mut ratios));
     }
 
     if run("list") {
@@ -918,6 +945,7 @@ async fn main() {
     // 3. New TPR -> first successful create on its type.
     if run("tpr") {
         let mut lat = Vec::new();
+        let mut admin = target.connect().await;
         for i in 0..20 {
             let t0 = Instant::now();
             create_tpr(&mut admin, &target, &format!("kind{i}.bench.io")).await;
@@ -960,7 +988,8 @@ async fn main() {
         return;
     }
     let watchers: usize = std::env::var("WATCHERS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    create_tpr(&mut admin, &target, "watched.bench.io").await;
+    // A fresh connection: the first may have been closed as idle by now.
+    create_tpr(&mut target.connect().await, &target, "watched.bench.io").await;
     let epoch = Instant::now();
     let rss_before = rss_kib(server.pid());
     let per_conn = 500;
