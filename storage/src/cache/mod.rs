@@ -157,6 +157,14 @@ pub struct WatchRequest {
 /// cannot be asked for progress, before it reads the store instead.
 const CONSISTENT_READ_PATIENCE: Duration = Duration::from_millis(50);
 
+/// Where a read is served (see [`WatchCache::read_point`]).
+enum ReadPoint {
+    /// From memory, at exactly this revision if one is given.
+    Cache(Option<Revision>),
+    /// From the store, at this revision (the latest if none).
+    Store(Option<Revision>),
+}
+
 /// Shared between the handle, the reflector task and watchers.
 pub(crate) struct Inner {
     store: Arc<dyn Store>,
@@ -269,7 +277,21 @@ impl WatchCache {
                 return Err(StorageError::invalid(start, "the start key is outside the listed prefix"));
             }
         }
-        let target = match opts.revision {
+        let page = match self.read_point(opts.revision).await? {
+            ReadPoint::Cache(exact) => self.inner.read().list(&opts.prefix, opts.start.as_deref(), opts.limit, exact),
+            ReadPoint::Store(revision) => return self.list_from_store(opts, revision).await,
+        };
+        match (page, opts.revision) {
+            (Some(page), _) => Ok(page),
+            (None, ReadRevision::Exact(r)) => self.list_from_store(opts, Some(r)).await,
+            (None, _) => Err(StorageError::Internal("cache list without a revision".into())),
+        }
+    }
+
+    /// Where a read at `revision` is served: from memory once the cache has
+    /// caught up (at exactly the given revision, if any), or from the store.
+    async fn read_point(&self, revision: ReadRevision) -> Result<ReadPoint> {
+        let target = match revision {
             ReadRevision::Consistent => {
                 let target = match self.inner.store.local_revision() {
                     Some(known) => known,
@@ -279,7 +301,7 @@ impl WatchCache {
                     // Progress cannot be asked for: give in-flight events a
                     // moment, then read the store itself.
                     if !self.wait_for(target, CONSISTENT_READ_PATIENCE).await? {
-                        return self.list_from_store(opts, None).await;
+                        return Ok(ReadPoint::Store(None));
                     }
                 }
                 target
@@ -288,16 +310,10 @@ impl WatchCache {
             ReadRevision::NotOlderThan(r) | ReadRevision::Exact(r) => r,
         };
         self.fresh(target).await?;
-        let exact = match opts.revision {
+        Ok(ReadPoint::Cache(match revision {
             ReadRevision::Exact(r) => Some(r),
             _ => None,
-        };
-        let page = self.inner.read().list(&opts.prefix, opts.start.as_deref(), opts.limit, exact);
-        match (page, exact) {
-            (Some(page), _) => Ok(page),
-            (None, Some(r)) => self.list_from_store(opts, Some(r)).await,
-            (None, None) => Err(StorageError::Internal("cache list without a revision".into())),
-        }
+        }))
     }
 
     async fn list_from_store(&self, opts: &ListOptions, revision: Option<Revision>) -> Result<ListResult> {
@@ -310,11 +326,19 @@ impl WatchCache {
         })
     }
 
-    /// The value of `key` at the requested revision.
+    /// The value of `key` at the requested revision (a lookup in memory,
+    /// unless the revision is one the cache has moved past).
     pub async fn get(&self, key: &str, revision: ReadRevision) -> Result<Option<Arc<KeyValue>>> {
         self.check_prefix(key)?;
+        let from_store = match self.read_point(revision).await? {
+            ReadPoint::Cache(exact) => match self.inner.read().get(key, exact) {
+                Some(found) => return Ok(found),
+                None => exact,
+            },
+            ReadPoint::Store(revision) => revision,
+        };
         let opts = ListOptions { prefix: key.to_string(), start: None, limit: 1, revision };
-        let page = self.list(&opts).await?;
+        let page = self.list_from_store(&opts, from_store).await?;
         Ok(page.items.into_iter().find(|kv| kv.key == key))
     }
 

@@ -162,6 +162,15 @@ impl State {
         }
     }
 
+    /// The value of `key` from memory; `None` when `exact` is given and is
+    /// not the cache's revision.
+    pub(crate) fn get(&self, key: &str, exact: Option<Revision>) -> Option<Option<Arc<KeyValue>>> {
+        if exact.is_some_and(|r| r != self.revision) {
+            return None;
+        }
+        Some(self.objects.get(key).cloned())
+    }
+
     /// A page from memory; `None` when `exact` is given and is not the cache's revision.
     pub(crate) fn list(
         &self,
