@@ -18,6 +18,11 @@
 //! Each filter is infallible: it answers every request, passing it on or
 //! answering itself (a `Status`). A new concern is one more [`Filter`] in
 //! [`corridor`].
+//!
+//! The layers are built with `tower`, but a request runs through them as one
+//! future: [`Handle`] chains the filters in place and only the outermost
+//! `Service::call` boxes it (one allocation per request, no future moved
+//! from box to box at every step).
 
 pub mod audit;
 pub mod authentication;

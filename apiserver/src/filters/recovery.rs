@@ -19,7 +19,8 @@ impl Filter for RecoveryFilter {
     const NAME: &'static str = "recovery";
 
     async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
-        let uri = req.uri().to_string();
+        // Kept for the log line of a panic (a clone shares the URI's bytes).
+        let uri = req.uri().clone();
         match AssertUnwindSafe(next.run(req)).catch_unwind().await {
             Ok(resp) => resp,
             Err(panic) => {
@@ -28,7 +29,7 @@ impl Filter for RecoveryFilter {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a panic".into());
-                tracing::error!(uri, "a handler panicked: {what}");
+                tracing::error!(uri = %uri, "a handler panicked: {what}");
                 respond::error(&ApiError::internal("Internal error occurred: the handler of this request failed"))
             }
         }
