@@ -92,13 +92,13 @@ async fn route(app: &App, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
     let answer = match &ctx.info.route {
-        Route::Public => Ok(documents::public(app, &ctx.info.path).await),
+        Route::Public => Ok(Box::pin(documents::public(app, &ctx.info.path)).await),
         Route::WhoAmI => Ok(documents::whoami(ctx.user())),
         Route::Metrics => Ok(documents::metrics(app, &parts)),
         Route::Document(d) => documents::document(app, &parts, d),
         Route::GroupVersion { group, version, types } => documents::group_version(&parts, group, version, types),
         Route::Resource(r) => resources::serve(app, &parts, &mut body, r, ctx.user()).await,
-        Route::Review(b) => reviews::serve(app, &parts, &mut body, *b, ctx.user()).await,
+        Route::Review(b) => Box::pin(reviews::serve(app, &parts, &mut body, *b, ctx.user())).await,
         Route::MethodNotAllowed => Err(ApiError::method_not_allowed(&parts.method, parts.uri.path())),
         // Not loaded yet (the store did not answer at start): not "not found".
         Route::NotFound if !app.controller.is_synced() && parts.uri.path().starts_with("/apis/") => {

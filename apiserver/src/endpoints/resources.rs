@@ -65,16 +65,18 @@ pub async fn serve(
         _ => None,
     };
     let name = req.name.as_deref();
+    // Reads run in place; the other verbs are boxed, so that a read's future
+    // (copied as it is set up) is not as large as a patch's.
     let mut resp = match (&parts.method, name) {
-        (&Method::GET, _) if req.watch => watch::start(&call).await,
+        (&Method::GET, _) if req.watch => Box::pin(watch::start(&call)).await,
         (&Method::GET, Some(name)) => read::get(&call, name).await,
         (&Method::GET, None) => read::list(&call).await,
         // Writes take the body when they read it; one left unread is drained by the router.
-        (&Method::POST, None) => write::create(&call, body).await,
-        (&Method::PUT, Some(name)) => write::update(&call, name, body).await,
-        (&Method::PATCH, Some(name)) => apply::patch(&call, name, body).await,
-        (&Method::DELETE, Some(name)) => delete::delete(&call, name, body).await,
-        (&Method::DELETE, None) if !call.is_tpr => delete::collection(&call, body).await,
+        (&Method::POST, None) => Box::pin(write::create(&call, body)).await,
+        (&Method::PUT, Some(name)) => Box::pin(write::update(&call, name, body)).await,
+        (&Method::PATCH, Some(name)) => Box::pin(apply::patch(&call, name, body)).await,
+        (&Method::DELETE, Some(name)) => Box::pin(delete::delete(&call, name, body)).await,
+        (&Method::DELETE, None) if !call.is_tpr => Box::pin(delete::collection(&call, body)).await,
         (m, _) => Err(ApiError::method_not_allowed(m, parts.uri.path())),
     }?;
     if let Some(w) = tpr::version_warning(&req.version) {

@@ -66,7 +66,9 @@ pub struct Inner<S>(S);
 
 impl<S: Handle> Next for Inner<S> {
     fn run(self, req: Request) -> impl Future<Output = Response> + Send {
-        self.0.handle(req)
+        // Boxed: each filter's future then holds a pointer, not the rest of
+        // the corridor, so no step copies the whole chain's state.
+        Box::pin(self.0.handle(req))
     }
 }
 
