@@ -19,10 +19,10 @@
 //! answering itself (a `Status`). A new concern is one more [`Filter`] in
 //! [`corridor`].
 //!
-//! The layers are built with `tower`, but a request runs through them as one
-//! future: [`Handle`] chains the filters in place and only the outermost
-//! `Service::call` boxes it (one allocation per request, no future moved
-//! from box to box at every step).
+//! The layers are built with `tower`; a request runs through them by
+//! [`Handle`], each filter holding the rest of the corridor as one boxed
+//! future (a pointer): no step's future contains, and so copies, the state
+//! of every step after it.
 
 pub mod audit;
 pub mod authentication;
@@ -72,8 +72,8 @@ impl<S: Handle> Next for Inner<S> {
     }
 }
 
-/// A step of the corridor run in place: its future is part of the one
-/// future the corridor boxes per request, not boxed again at every filter.
+/// A step of the corridor, run without `tower`'s `Service` machinery (no
+/// `poll_ready`, no clone per call); see [`Inner`] for where it is boxed.
 pub trait Handle: Clone + Send + Sync + 'static {
     /// Serves `req`.
     fn handle(self, req: Request) -> impl Future<Output = Response> + Send;
