@@ -118,26 +118,17 @@ const KNOWN_VERBS: &[&str] = &[
 
 /// A request's verb as a metric label: upper case, from [`KNOWN_VERBS`] or `other`.
 fn verb_label(verb: &str) -> String {
-    let upper = verb.to_ascii_uppercase();
-    if KNOWN_VERBS.contains(&upper.as_str()) {
-        upper
-    } else {
-        "other".into()
-    }
+    KNOWN_VERBS.iter().find(|known| known.eq_ignore_ascii_case(verb)).map_or("other", |known| known).to_string()
 }
 
 impl Metrics {
     /// Counts a finished request.
     pub fn observe(&self, info: &Recorded, code: u16, latency: Duration) {
-        let labels = RequestLabels {
-            verb: verb_label(&info.verb),
-            group: info.group.clone(),
-            version: info.version.clone(),
-            resource: info.resource.clone(),
-            code: code.to_string(),
-        };
+        let resource = resource_labels(info);
+        self.durations.get_or_create(&resource).observe(latency.as_secs_f64());
+        let ResourceLabels { verb, group, version, resource } = resource;
+        let labels = RequestLabels { verb, group, version, resource, code: code.to_string() };
         self.requests.get_or_create(&labels).inc();
-        self.durations.get_or_create(&resource_labels(info)).observe(latency.as_secs_f64());
     }
 
     /// One more open watch of `info`'s resource; the guard counts it down.
