@@ -55,14 +55,14 @@ async fn lookup_stored(store: &dyn Store, rt: &ResourceType, name: &str) -> Resu
     })
 }
 
-/// The namespace, parsed only when it may be terminating: a namespace
-/// whose bytes do not name `deletionTimestamp` is not (every create checks).
-async fn lookup_for_create(store: &dyn Store, rt: &ResourceType, name: &str) -> Result<Option<Value>, ApiError> {
-    Ok(match lookup_stored(store, rt, name).await? {
-        None => None,
-        Some(v) if !v.windows(17).any(|w| w == b"deletionTimestamp") => Some(Value::Null),
-        Some(v) => serde_json::from_slice(&v).ok(),
-    })
+/// Whether namespace `name` is terminating (`None` when it does not exist).
+/// Every create asks, so it is parsed only when its bytes name
+/// `deletionTimestamp` at all.
+async fn terminating(store: &dyn Store, rt: &ResourceType, name: &str) -> Result<Option<bool>, ApiError> {
+    Ok(lookup_stored(store, rt, name).await?.map(|v| {
+        v.windows(17).any(|w| w == b"deletionTimestamp")
+            && serde_json::from_slice::<Value>(&v).is_ok_and(|obj| meta_str(&obj, "deletionTimestamp").is_some())
+    }))
 }
 
 /// A create in `scope` may go ahead: its namespace exists and is not
@@ -77,9 +77,9 @@ pub async fn check_create(
     if !scope.rt.namespaced || !served.builtins() {
         return Ok(());
     }
-    match lookup_for_create(store, &rt, ns).await? {
+    match terminating(store, &rt, ns).await? {
         None => Err(ApiError::not_found(&target(ns))),
-        Some(obj) if meta_str(&obj, "deletionTimestamp").is_some() => {
+        Some(true) => {
             let t = scope.target(name);
             let what = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
             let mut e = ApiError::forbidden_on(
@@ -93,7 +93,7 @@ pub async fn check_create(
             }
             Err(e)
         }
-        Some(_) => Ok(()),
+        Some(false) => Ok(()),
     }
 }
 

@@ -13,9 +13,8 @@ use super::resources::Call;
 use super::respond::{self, Body};
 use super::watch;
 use super::{list_stream, negotiate};
+use crate::registry;
 use crate::registry::selectors::{FieldSelector, LabelSelector};
-use crate::registry::{self, Scope};
-use crate::served::ResourceType;
 use crate::status::ApiError;
 
 type Response = http::Response<Body>;
@@ -31,7 +30,7 @@ pub async fn get(call: &Call<'_>, name: &str) -> Result<Response, ApiError> {
 
 /// A list: selectors, paging with continue tokens, Tables.
 pub async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
-    list_at(call.scope, call.req.rt.clone(), &call.req.query, table_output(call)?).await
+    list_at(call, table_output(call)?).await
 }
 
 /// The read revision of `resourceVersion` and `resourceVersionMatch`.
@@ -74,12 +73,8 @@ pub fn table_output(call: &Call<'_>) -> Result<Option<watch::TableOutput>, ApiEr
     }
 }
 
-async fn list_at(
-    scope: Scope<'_>,
-    rt: Arc<ResourceType>,
-    q: &HashMap<String, String>,
-    table: Option<watch::TableOutput>,
-) -> Result<Response, ApiError> {
+async fn list_at(call: &Call<'_>, table: Option<watch::TableOutput>) -> Result<Response, ApiError> {
+    let (scope, q) = (call.scope, &call.req.query);
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse_for(
         q.get("fieldSelector").map(String::as_str).unwrap_or(""),
@@ -167,7 +162,7 @@ async fn list_at(
         Value::String(api_version.clone()),
         metadata
     );
-    Ok(list_stream::response(head, rt, api_version, items))
+    Ok(list_stream::response(head, call.req.rt.clone(), api_version, items))
 }
 
 /// Where a limited list goes on: the continue key and how many keys follow.

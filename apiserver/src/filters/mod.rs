@@ -94,6 +94,7 @@ impl<F: Filter, S: Handle> Handle for Filtered<F, S> {
     }
 }
 
+/// A [`Filter`] as a `tower` layer.
 pub struct FilterLayer<F>(Arc<F>);
 
 impl<F> FilterLayer<F> {

@@ -2,9 +2,8 @@
 //! connection down: the connection's other requests, and its watches, carry
 //! on. The panic is logged.
 
-use std::sync::Arc;
-
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures::FutureExt;
 

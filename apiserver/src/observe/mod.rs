@@ -118,7 +118,7 @@ const KNOWN_VERBS: &[&str] = &[
 
 /// A request's verb as a metric label: upper case, from [`KNOWN_VERBS`] or `other`.
 fn verb_label(verb: &str) -> String {
-    KNOWN_VERBS.iter().find(|known| known.eq_ignore_ascii_case(verb)).map_or("other", |known| known).to_string()
+    KNOWN_VERBS.iter().find(|known| known.eq_ignore_ascii_case(verb)).copied().unwrap_or("other").to_string()
 }
 
 impl Metrics {

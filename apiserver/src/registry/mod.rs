@@ -50,11 +50,16 @@ pub fn decode(kv: &KeyValue, api_version: &str) -> Result<Value, ApiError> {
     let mut obj = read_stored(kv)?;
     convert::from_stored(api_version, &mut obj);
     let map = obj.as_object_mut().ok_or_else(|| ApiError::corrupt(&kv.key, "not a JSON object"))?;
+    set_served(map, api_version, kv.mod_revision);
+    Ok(obj)
+}
+
+/// What a stored object gains as served: its apiVersion and resourceVersion.
+fn set_served(map: &mut Map<String, Value>, api_version: &str, revision: i64) {
     map.insert("apiVersion".into(), Value::String(api_version.to_string()));
     if let Some(Value::Object(m)) = map.get_mut("metadata") {
-        m.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
+        m.insert("resourceVersion".into(), Value::String(revision.to_string()));
     }
-    Ok(obj)
 }
 
 /// The stored form of an object: without resourceVersion and selfLink, and
@@ -91,21 +96,21 @@ fn encode(obj: &Value) -> Result<Bytes, ApiError> {
             .get("metadata")
             .and_then(Value::as_object)
             .is_some_and(|m| !m.contains_key("resourceVersion") && !m.contains_key("selfLink"));
-    if as_is {
-        // Stored as written: no copy.
-        let bytes =
-            serde_json::to_vec(obj).map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))?;
-        crate::limits::check_stored(obj, bytes.len())?;
-        return Ok(Bytes::from(bytes));
-    }
-    let mut stored = obj.clone();
-    if let Some(v) = obj.get("apiVersion").and_then(Value::as_str) {
-        convert::to_stored(v, &mut stored);
-    }
-    if let Some(Value::Object(m)) = stored.get_mut("metadata") {
-        m.remove("resourceVersion");
-        m.remove("selfLink");
-    }
+    // Stored as written when nothing is to change: no copy.
+    let stored = match as_is {
+        true => std::borrow::Cow::Borrowed(obj),
+        false => {
+            let mut stored = obj.clone();
+            if let Some(v) = obj.get("apiVersion").and_then(Value::as_str) {
+                convert::to_stored(v, &mut stored);
+            }
+            if let Some(Value::Object(m)) = stored.get_mut("metadata") {
+                m.remove("resourceVersion");
+                m.remove("selfLink");
+            }
+            std::borrow::Cow::Owned(stored)
+        }
+    };
     let bytes =
         serde_json::to_vec(&stored).map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))?;
     crate::limits::check_stored(&stored, bytes.len())?;
@@ -436,13 +441,12 @@ fn written(mut obj: Value, kv: &KeyValue, scope: &Scope<'_>) -> Result<Value, Ap
         return decode(kv, &api_version);
     }
     let map = obj.as_object_mut().ok_or_else(|| ApiError::internal("a written object is not a JSON object"))?;
-    map.insert("apiVersion".into(), Value::String(api_version));
     if let Some(Value::Object(m)) = map.get_mut("metadata") {
         // As [`encode`] stored it (same removals, so the same key order).
         m.remove("resourceVersion");
         m.remove("selfLink");
-        m.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
     }
+    set_served(map, &api_version, kv.mod_revision);
     Ok(obj)
 }
 

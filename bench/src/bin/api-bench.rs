@@ -878,9 +878,9 @@ async fn main() {
             "  API creates on etcd, median of {rounds} rounds: {:.2} of raw create-if-absent txns",
             median(&mut ratios)
         );
-        let (_embedded, etarget, _edir) = embedded_server(&bin).await;
+        let (embedded, etarget, _edir) = embedded_server(&bin).await;
         for round in 1..=rounds {
-            let (rate, us) = create_rate_cpu(&etarget, _embedded.pid(), round).await;
+            let (rate, us) = create_rate_cpu(&etarget, embedded.pid(), round).await;
             println!(
                 "creates, 64 concurrent, embedded store, round {round}: {rate:.0}/s; server CPU per create {us:.1} µs"
             );
