@@ -22,7 +22,7 @@ pub enum Peer {
     /// No (usable) client certificate.
     None,
     /// A user, from a certificate the client CA signed.
-    User(User),
+    User(std::sync::Arc<User>),
     /// The front proxy: the request headers name the user.
     FrontProxy,
     /// A certificate that was not accepted, and why (logged per request).

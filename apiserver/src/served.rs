@@ -46,8 +46,12 @@ const MAX_ENCODED_BYTES: usize = 128 << 20;
 
 impl Memo {
     fn get(&self, key: &str, revision: i64, api_version: &str) -> Option<bytes::Bytes> {
+        self.get_by(key, revision, |v| v == api_version)
+    }
+
+    fn get_by(&self, key: &str, revision: i64, served_as: impl Fn(&str) -> bool) -> Option<bytes::Bytes> {
         match self.map.get(key) {
-            Some((rev, v, bytes)) if *rev == revision && v == api_version => Some(bytes.clone()),
+            Some((rev, v, bytes)) if *rev == revision && served_as(v) => Some(bytes.clone()),
             _ => None,
         }
     }
@@ -58,9 +62,13 @@ impl EncodedObjects {
         self.memo.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The bytes of `key` at `revision` as `api_version` serves it, if encoded.
-    pub fn get(&self, key: &str, revision: i64, api_version: &str) -> Option<bytes::Bytes> {
-        self.read().get(key, revision, api_version)
+    /// The bytes of `key` at `revision` as the apiVersion `group/version`
+    /// (`version` in the core group) serves it, if encoded.
+    pub fn get_in(&self, key: &str, revision: i64, group: &str, version: &str) -> Option<bytes::Bytes> {
+        self.read().get_by(key, revision, |v| match group {
+            "" => v == version,
+            g => v.strip_prefix(g).and_then(|rest| rest.strip_prefix('/')) == Some(version),
+        })
     }
 
     /// For each of `items`, its bytes as `api_version` serves it, if encoded

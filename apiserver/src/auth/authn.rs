@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 
@@ -103,7 +104,7 @@ pub enum AuthnError {
 /// Maps credentials to users.
 #[derive(Clone, Debug, Default)]
 pub struct Authenticator {
-    tokens: HashMap<String, User>,
+    tokens: HashMap<String, Arc<User>>,
 }
 
 /// The user the generated admin token stands for.
@@ -132,13 +133,13 @@ impl Authenticator {
         };
         tokens.insert(
             admin.clone(),
-            User { name: ADMIN_USER.into(), groups: vec!["system:masters".into()], ..Default::default() },
+            Arc::new(User { name: ADMIN_USER.into(), groups: vec!["system:masters".into()], ..Default::default() }),
         );
         Ok((Authenticator { tokens }, Some(admin)))
     }
 
     /// The user behind an `Authorization` header value, if valid.
-    pub fn bearer(&self, authorization: Option<&str>) -> Option<User> {
+    pub fn bearer(&self, authorization: Option<&str>) -> Option<Arc<User>> {
         let token = authorization?.strip_prefix("Bearer ")?.trim();
         self.tokens.get(token).cloned()
     }
@@ -162,7 +163,7 @@ fn csv_fields(line: &str) -> Vec<String> {
     fields.into_iter().map(|f| f.trim().to_string()).collect()
 }
 
-fn parse_token_file(path: &Path, tokens: &mut HashMap<String, User>) -> Result<(), AuthnError> {
+fn parse_token_file(path: &Path, tokens: &mut HashMap<String, Arc<User>>) -> Result<(), AuthnError> {
     let text = std::fs::read_to_string(path).map_err(|source| AuthnError::Io { path: path.to_path_buf(), source })?;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -176,7 +177,7 @@ fn parse_token_file(path: &Path, tokens: &mut HashMap<String, User>) -> Result<(
             .get(3)
             .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
             .unwrap_or_default();
-        tokens.insert(f[0].clone(), User { name: f[1].clone(), groups, ..Default::default() });
+        tokens.insert(f[0].clone(), Arc::new(User { name: f[1].clone(), groups, ..Default::default() }));
     }
     Ok(())
 }
@@ -216,7 +217,7 @@ mod tests {
         let admin = admin.unwrap();
         assert_eq!(
             a.bearer(Some("Bearer abc")).unwrap(),
-            User { name: "alice".into(), groups: vec!["dev".into(), "ops".into()], ..Default::default() }
+            User { name: "alice".into(), groups: vec!["dev".into(), "ops".into()], ..Default::default() }.into()
         );
         assert_eq!(a.bearer(Some("Bearer def")).unwrap().groups, Vec::<String>::new());
         assert_eq!(a.bearer(Some(&format!("Bearer {admin}"))).unwrap().name, ADMIN_USER);

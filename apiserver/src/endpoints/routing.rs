@@ -5,6 +5,7 @@
 //! authenticated, the user) through the corridor. The filters authorize by
 //! it; the endpoints serve by it; metrics and the audit log record it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -107,14 +108,14 @@ impl ResourceRequest {
     }
 
     /// What metrics and the audit log record of it.
-    pub fn recorded(&self) -> Recorded {
+    pub fn recorded(&self) -> Recorded<'_> {
         Recorded {
             verb: self.verb.into(),
-            group: self.rt.group.clone(),
-            version: self.version.clone(),
-            resource: self.rt.plural.clone(),
-            namespace: self.namespace.clone().unwrap_or_default(),
-            name: self.name.clone().unwrap_or_default(),
+            group: &self.rt.group,
+            version: &self.version,
+            resource: &self.rt.plural,
+            namespace: self.namespace.as_deref().unwrap_or_default(),
+            name: self.name.as_deref().unwrap_or_default(),
         }
     }
 }
@@ -144,8 +145,18 @@ impl RequestInfo {
     }
 
     /// The verb of a request that is no resource request: the lower-cased method.
-    pub fn method_verb(&self) -> String {
-        self.method.as_str().to_ascii_lowercase()
+    pub fn method_verb(&self) -> Cow<'static, str> {
+        let verb = match self.method {
+            Method::GET => "get",
+            Method::POST => "post",
+            Method::PUT => "put",
+            Method::PATCH => "patch",
+            Method::DELETE => "delete",
+            Method::HEAD => "head",
+            Method::OPTIONS => "options",
+            _ => return Cow::Owned(self.method.as_str().to_ascii_lowercase()),
+        };
+        Cow::Borrowed(verb)
     }
 }
 
@@ -253,17 +264,17 @@ pub struct RequestContext {
     /// When it arrived.
     pub started: Instant,
     /// Its URI, as sent.
-    pub uri: String,
+    pub uri: http::Uri,
     /// What it is.
     pub info: RequestInfo,
-    user: OnceLock<User>,
+    user: OnceLock<Arc<User>>,
     /// Set when authorization judged it as a resource request.
     judged: AtomicBool,
 }
 
 impl RequestContext {
     /// The context of a request to `uri` that is `info`, with a new audit id.
-    pub fn new(uri: String, info: RequestInfo) -> Self {
+    pub fn new(uri: http::Uri, info: RequestInfo) -> Self {
         RequestContext {
             audit_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
@@ -276,11 +287,11 @@ impl RequestContext {
 
     /// Who sent it, once authenticated.
     pub fn user(&self) -> Option<&User> {
-        self.user.get()
+        self.user.get().map(|u| &**u)
     }
 
     /// Records who sent it (the authentication filter).
-    pub fn set_user(&self, user: User) {
+    pub fn set_user(&self, user: Arc<User>) {
         let _ = self.user.set(user);
     }
 
@@ -291,7 +302,7 @@ impl RequestContext {
 
     /// What metrics and the audit log record: the resource once
     /// authorization judged the request by it, else the lower-cased method.
-    pub fn recorded(&self) -> Recorded {
+    pub fn recorded(&self) -> Recorded<'_> {
         match &self.info.route {
             Route::Resource(r) if self.judged.load(Ordering::Relaxed) => r.recorded(),
             _ => Recorded { verb: self.info.method_verb(), ..Default::default() },

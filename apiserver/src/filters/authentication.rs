@@ -28,23 +28,25 @@ impl Filter for AuthenticationFilter {
             return next.run(req).await;
         }
         let app = &self.app;
-        let bearer = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let peer = req.extensions().get::<Peer>().cloned().unwrap_or(Peer::None);
-        let user = match peer {
-            Peer::FrontProxy => app.request_headers.user(req.headers()),
-            Peer::User(u) => Some(u),
-            Peer::None => None,
-            Peer::Refused(why) => {
+        let bearer = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let user = match req.extensions().get::<Peer>() {
+            Some(Peer::FrontProxy) => app.request_headers.user(req.headers()).map(Arc::new),
+            Some(Peer::User(u)) => Some(u.clone()),
+            Some(Peer::None) | None => None,
+            Some(Peer::Refused(why)) => {
                 tracing::debug!(uri = %ctx.uri, "{why}; the request may still authenticate otherwise");
                 None
             }
         }
-        .or_else(|| app.authn.bearer(bearer.as_deref()));
+        .or_else(|| app.authn.bearer(bearer));
         // A token this server does not know: ask the host cluster.
-        let token = bearer.as_deref().and_then(|b| b.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty());
+        let token = bearer.and_then(|b| b.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty());
         let user = match (user, &app.token_reviewer, token) {
             // Boxed: the host cluster's review is large, and rare.
-            (None, Some(reviewer), Some(token)) => Box::pin(reviewer.review(token)).await,
+            (None, Some(reviewer), Some(token)) => {
+                let token = token.to_string();
+                Box::pin(reviewer.review(&token)).await.map(Arc::new)
+            }
             (user, _, _) => user,
         };
         let Some(user) = user else { return refuse(req, &ApiError::unauthorized()) };

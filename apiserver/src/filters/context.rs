@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 use super::{Filter, Next, Request, Response};
 use crate::endpoints::routing::{RequestContext, RequestInfo};
 use crate::served::ServedTypes;
+
+/// The `Audit-Id` response header.
+const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
 
 /// The first filter: an audit id and the [`RequestInfo`]; answers carry the
 /// `Audit-Id` header.
@@ -21,11 +24,14 @@ impl Filter for RequestInfoFilter {
 
     async fn filter<N: Next>(self: Arc<Self>, mut req: Request, next: N) -> Response {
         let info = RequestInfo::resolve(req.method(), req.uri(), &self.served);
-        let ctx = Arc::new(RequestContext::new(req.uri().to_string(), info));
+        let ctx = Arc::new(RequestContext::new(req.uri().clone(), info));
         req.extensions_mut().insert(ctx.clone());
         let mut resp = next.run(req).await;
-        if let Ok(v) = HeaderValue::from_str(&ctx.audit_id) {
-            resp.headers_mut().insert("audit-id", v);
+        if let Ok(mut v) = HeaderValue::from_str(&ctx.audit_id) {
+            // Never indexed by HPACK: each id is new, and indexing it would
+            // only churn the connection's header table.
+            v.set_sensitive(true);
+            resp.headers_mut().insert(AUDIT_ID, v);
         }
         resp
     }

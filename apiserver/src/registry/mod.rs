@@ -306,9 +306,9 @@ pub async fn cached(
     name: &str,
     revision: storage::ReadRevision,
 ) -> Result<std::sync::Arc<KeyValue>, ApiError> {
-    let target = scope.target(name);
-    let kv = scope.rt.cache.get(&scope.key(name), revision).await.map_err(|e| ApiError::from_storage(e, &target))?;
-    kv.ok_or_else(|| ApiError::not_found(&target))
+    let kv = scope.rt.cache.get(&scope.key(name), revision).await;
+    let kv = kv.map_err(|e| ApiError::from_storage(e, &scope.target(name)))?;
+    kv.ok_or_else(|| ApiError::not_found(&scope.target(name)))
 }
 
 /// One object's JSON as GET answers it, encoded once per object version
@@ -319,17 +319,10 @@ pub async fn get_cached_bytes(
     revision: storage::ReadRevision,
 ) -> Result<Bytes, ApiError> {
     let kv = cached(scope, name, revision).await?;
-    let api_version = scope.rt.api_version(scope.version);
-    served_bytes(scope.rt, &kv, &api_version)
-}
-
-/// `kv` as served in `api_version`: from the type's memo of encoded
-/// objects, else decoded, encoded and kept there.
-pub fn served_bytes(rt: &ResourceType, kv: &KeyValue, api_version: &str) -> Result<Bytes, ApiError> {
-    if let Some(bytes) = rt.encoded.get(&kv.key, kv.mod_revision, api_version) {
+    if let Some(bytes) = scope.rt.encoded.get_in(&kv.key, kv.mod_revision, &scope.rt.group, scope.version) {
         return Ok(bytes);
     }
-    encode_served(rt, kv, api_version)
+    encode_served(scope.rt, &kv, &scope.rt.api_version(scope.version))
 }
 
 /// Decodes `kv`, encodes it as served in `api_version` and keeps the bytes

@@ -194,7 +194,7 @@ impl PeerClassifier {
         if let Some(client) = &self.client {
             match client.verify(leaf, intermediates) {
                 Ok(()) => match user {
-                    Some(user) => return (Peer::User(user), None),
+                    Some(user) => return (Peer::User(std::sync::Arc::new(user)), None),
                     None => why.push("signed by the client CA, but it has no common name".into()),
                 },
                 Err(e) => why.push(format!("client CA: {e}")),
