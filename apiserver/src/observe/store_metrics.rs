@@ -17,7 +17,7 @@ use storage::{Deleted, KeyValue, RangeRequest, RangeResponse, Result, Revision, 
 /// Labels: the operation and the resource type (the key's prefix below the store prefix).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Labels {
-    operation: String,
+    operation: &'static str,
     r#type: String,
 }
 
@@ -48,8 +48,8 @@ impl StoreMetrics {
         StoreMetrics { durations, requests, errors }
     }
 
-    fn record<T>(&self, operation: &str, kind: &str, started: Instant, result: &Result<T>) {
-        let labels = Labels { operation: operation.into(), r#type: kind.into() };
+    fn record<T>(&self, operation: &'static str, kind: String, started: Instant, result: &Result<T>) {
+        let labels = Labels { operation, r#type: kind };
         self.durations.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         self.requests.get_or_create(&labels).inc();
         // A lost condition (the key exists, is missing, or changed) is an answer, not an error.
@@ -103,55 +103,55 @@ impl Store for InstrumentedStore {
     async fn current_revision(&self) -> Result<Revision> {
         let t = Instant::now();
         let r = self.inner.current_revision().await;
-        self.metrics.record("currentRevision", "", t, &r);
+        self.metrics.record("currentRevision", String::new(), t, &r);
         r
     }
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let t = Instant::now();
         let r = self.inner.get(key).await;
-        self.metrics.record("get", &self.kind(key), t, &r);
+        self.metrics.record("get", self.kind(key), t, &r);
         r
     }
     async fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         let t = Instant::now();
         let r = self.inner.range(req).await;
-        self.metrics.record("list", &self.kind(&req.prefix), t, &r);
+        self.metrics.record("list", self.kind(&req.prefix), t, &r);
         r
     }
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
         let t = Instant::now();
         let r = self.inner.create(key, value).await;
-        self.metrics.record("create", &self.kind(key), t, &r);
+        self.metrics.record("create", self.kind(key), t, &r);
         r
     }
     async fn update(&self, key: &str, value: Bytes, expected: Option<Revision>) -> Result<KeyValue> {
         let t = Instant::now();
         let r = self.inner.update(key, value, expected).await;
-        self.metrics.record("update", &self.kind(key), t, &r);
+        self.metrics.record("update", self.kind(key), t, &r);
         r
     }
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted> {
         let t = Instant::now();
         let r = self.inner.delete(key, expected).await;
-        self.metrics.record("delete", &self.kind(key), t, &r);
+        self.metrics.record("delete", self.kind(key), t, &r);
         r
     }
     async fn delete_prefix(&self, prefix: &str) -> Result<Vec<Deleted>> {
         let t = Instant::now();
         let r = self.inner.delete_prefix(prefix).await;
-        self.metrics.record("deletePrefix", &self.kind(prefix), t, &r);
+        self.metrics.record("deletePrefix", self.kind(prefix), t, &r);
         r
     }
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
         let t = Instant::now();
         let r = self.inner.watch(prefix, after).await;
-        self.metrics.record("watch", &self.kind(prefix), t, &r);
+        self.metrics.record("watch", self.kind(prefix), t, &r);
         r
     }
     async fn compact(&self, revision: Revision) -> Result<()> {
         let t = Instant::now();
         let r = self.inner.compact(revision).await;
-        self.metrics.record("compact", "", t, &r);
+        self.metrics.record("compact", String::new(), t, &r);
         r
     }
 }

@@ -42,10 +42,12 @@ impl FieldValidation {
     /// Checks `body` (the raw request) and `obj` (parsed from it): drops unknown
     /// metadata fields, then refuses (Strict) or returns the warnings (Warn).
     /// `known`: a built-in type's top-level fields (others are unknown too).
+    /// `obj` must be `body` as parsed, unchanged.
     pub fn check(self, body: &[u8], obj: &mut Value, known: Option<&[&str]>) -> Result<Vec<String>, ApiError> {
+        let repeats = self != FieldValidation::Ignore && key_count(body) != value_key_count(obj);
         let mut problems = unknown_metadata_problems(obj);
         problems.extend(unknown_top_level(obj, known));
-        if self != FieldValidation::Ignore {
+        if repeats {
             problems.extend(duplicate_problems(body));
         }
         self.report(problems)
@@ -102,6 +104,44 @@ fn unknown_top_level(obj: &mut Value, known: Option<&[&str]>) -> Vec<String> {
 
 fn unknown_metadata_problems(obj: &mut Value) -> Vec<String> {
     strip_unknown_metadata(obj).into_iter().map(|f| format!("unknown field \"{f}\"")).collect()
+}
+
+/// The keys of every object in the JSON text `body`: each string followed by
+/// `:`. One pass over the bytes; a parsed value with fewer keys lost a
+/// duplicate (the last value of a key replaces the first).
+fn key_count(body: &[u8]) -> usize {
+    let (mut keys, mut i) = (0, 0);
+    while i < body.len() {
+        if body[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        while i < body.len() && body[i] != b'"' {
+            i += if body[i] == b'\\' { 2 } else { 1 };
+        }
+        i += 1;
+        let next = body.get(i..).and_then(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()));
+        keys += usize::from(next == Some(&b':'));
+    }
+    keys
+}
+
+/// The keys of every object in `v`.
+fn value_key_count(v: &Value) -> usize {
+    // Iterative: a value nested deeper than the stack allows stays countable.
+    let (mut keys, mut stack) = (0, vec![v]);
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                keys += m.len();
+                stack.extend(m.values());
+            }
+            Value::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    keys
 }
 
 fn duplicate_problems(body: &[u8]) -> Vec<String> {
@@ -238,6 +278,22 @@ impl<'de> Visitor<'de> for Duplicates<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn key_counts_agree_unless_a_field_repeats() {
+        for body in [
+            &br#"{"a":1,"b":{"c":[{"d":"x:\"y\"","e":{}}]},"f":"\\"}"#[..],
+            br#" { "a" : "b" , "c" :[ "d" , "e:" ] } "#,
+            br#"{"k\":":1,"":2}"#,
+            br#"[1,"a",{"b":null}]"#,
+        ] {
+            let v: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(key_count(body), value_key_count(&v), "{}", String::from_utf8_lossy(body));
+        }
+        let body = br#"{"a":{"x":1,"x" :2}}"#;
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!((key_count(body), value_key_count(&v)), (3, 2));
+    }
 
     #[test]
     fn duplicates_anywhere_with_their_paths() {

@@ -228,13 +228,14 @@ fn store(obj: &mut Value, entries: &[Entry]) {
 /// The managedFields the client sent are replaced.
 pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) {
     let mut list = old.map(entries).unwrap_or_default();
-    let before = old.map(fields_of).unwrap_or_default();
-    let after = fields_of(new);
     let changed = changed_fields(old, new);
-    let removed = before.minus(Some(&after));
-    for e in &mut list {
-        e.fields.prune_related(&changed);
-        e.fields.prune_related(&removed);
+    // A create has no entries to prune.
+    if let Some(old) = old.filter(|_| !list.is_empty()) {
+        let removed = fields_of(old).minus(Some(&fields_of(new)));
+        for e in &mut list {
+            e.fields.prune_related(&changed);
+            e.fields.prune_related(&removed);
+        }
     }
     let now = crate::registry::meta::now_rfc3339();
     match list.iter_mut().find(|e| e.manager == writer.manager && e.operation == "Update") {
