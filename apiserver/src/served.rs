@@ -144,8 +144,6 @@ pub struct ServedTypes {
 
 /// A path's group, version and the segments after the version.
 pub struct Resolved<'a> {
-    /// Every type of the group that serves the version.
-    pub types: Vec<Arc<ResourceType>>,
     /// The version as named in the path.
     pub version: String,
     /// The path segments after the version.
@@ -219,10 +217,19 @@ impl ServedTypes {
             }
         }
         let (version, n) = best?;
-        Some(Resolved {
-            types: in_group().filter(|t| t.versions.iter().any(|v| v == version)).cloned().collect(),
-            version: version.to_string(),
-            rest: &segments[n..],
-        })
+        Some(Resolved { version: version.to_string(), rest: &segments[n..] })
+    }
+
+    /// Every type of `group` that serves `version`.
+    pub fn in_version(&self, group: &str, version: &str) -> Vec<Arc<ResourceType>> {
+        let types = self.read();
+        types.values().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)).cloned().collect()
+    }
+
+    /// The type `plural` of `group`, if it serves `version`.
+    pub fn serving(&self, group: &str, plural: &str, version: &str) -> Option<Arc<ResourceType>> {
+        let types = self.read();
+        let mut in_group = types.values().filter(|t| t.group == group && t.plural == plural);
+        in_group.find(|t| t.versions.iter().any(|v| v == version)).cloned()
     }
 }

@@ -212,7 +212,8 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
         if group.is_empty() {
             return Route::Document(Document::CoreV1);
         }
-        return Route::GroupVersion { group: group.to_string(), version: resolved.version, types: resolved.types };
+        let types = served.in_version(group, &resolved.version);
+        return Route::GroupVersion { group: group.to_string(), version: resolved.version, types };
     }
     let (watch_path, rest) = match resolved.rest {
         ["watch", rest @ ..] => (true, rest),
@@ -225,7 +226,7 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
         [plural, name] => (None, *plural, Some(*name)),
         _ => return Route::NotFound,
     };
-    let Some(rt) = resolved.types.iter().find(|t| t.plural == plural).cloned() else { return Route::NotFound };
+    let Some(rt) = served.serving(group, plural, &resolved.version) else { return Route::NotFound };
     if (namespace.is_some() && !rt.namespaced) || (name.is_some() && rt.namespaced && namespace.is_none()) {
         return Route::NotFound;
     }
@@ -260,7 +261,7 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
 /// One request's context (a request extension).
 pub struct RequestContext {
     /// Its audit id (also the `Audit-Id` response header).
-    pub audit_id: String,
+    pub audit_id: uuid::Uuid,
     /// When it arrived.
     pub started: Instant,
     /// Its URI, as sent.
@@ -276,7 +277,7 @@ impl RequestContext {
     /// The context of a request to `uri` that is `info`, with a new audit id.
     pub fn new(uri: http::Uri, info: RequestInfo) -> Self {
         RequestContext {
-            audit_id: uuid::Uuid::new_v4().to_string(),
+            audit_id: uuid::Uuid::new_v4(),
             started: Instant::now(),
             uri,
             info,
@@ -310,7 +311,13 @@ impl RequestContext {
     }
 }
 
-/// The context of a request (made by the corridor's first filter).
+/// The context of a request (made by the corridor's first filter), to keep
+/// past the request (see [`context_of`] to look only).
 pub fn context(req: &super::Request) -> Option<Arc<RequestContext>> {
-    req.extensions().get::<Arc<RequestContext>>().cloned()
+    context_of(req).cloned()
+}
+
+/// The context of a request, borrowed from it.
+pub fn context_of(req: &super::Request) -> Option<&Arc<RequestContext>> {
+    req.extensions().get::<Arc<RequestContext>>()
 }

@@ -36,7 +36,7 @@ impl Filter for AuditFilter {
             "request"
         );
         if let Some(audit) = &self.app.audit {
-            audit.record(&ctx.audit_id, ctx.user(), &recorded, &ctx.uri.to_string(), code, latency);
+            audit.record(&ctx.audit_id.to_string(), ctx.user(), &recorded, &ctx.uri.to_string(), code, latency);
         }
         resp
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::{refuse, Filter, Next, Request, Response};
 use crate::app::App;
-use crate::endpoints::routing::context;
+use crate::endpoints::routing::context_of;
 use crate::endpoints::routing::Route;
 use crate::identity::Peer;
 use crate::status::ApiError;
@@ -23,7 +23,7 @@ impl Filter for AuthenticationFilter {
     const NAME: &'static str = "authentication";
 
     async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
-        let Some(ctx) = context(&req) else { return next.run(req).await };
+        let Some(ctx) = context_of(&req) else { return next.run(req).await };
         if matches!(ctx.info.route, Route::Public) {
             return next.run(req).await;
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{refuse, Filter, Next, Request, Response};
 use crate::app::App;
-use crate::endpoints::routing::context;
+use crate::endpoints::routing::context_of;
 use crate::endpoints::routing::Route;
 
 /// The authorization filter.
@@ -20,7 +20,7 @@ impl Filter for AuthorizationFilter {
     const NAME: &'static str = "authorization";
 
     async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
-        let Some(ctx) = context(&req) else { return next.run(req).await };
+        let Some(ctx) = context_of(&req) else { return next.run(req).await };
         let Some(user) = ctx.user() else { return next.run(req).await };
         let decision = match &ctx.info.route {
             Route::Metrics | Route::Document(_) | Route::GroupVersion { .. } => {

@@ -27,7 +27,8 @@ impl Filter for RequestInfoFilter {
         let ctx = Arc::new(RequestContext::new(req.uri().clone(), info));
         req.extensions_mut().insert(ctx.clone());
         let mut resp = next.run(req).await;
-        if let Ok(mut v) = HeaderValue::from_str(&ctx.audit_id) {
+        let mut id = uuid::Uuid::encode_buffer();
+        if let Ok(mut v) = HeaderValue::from_str(ctx.audit_id.hyphenated().encode_lower(&mut id)) {
             // Never indexed by HPACK: each id is new, and indexing it would
             // only churn the connection's header table.
             v.set_sensitive(true);

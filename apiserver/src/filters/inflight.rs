@@ -11,7 +11,7 @@ use http::Method;
 
 use super::{refuse, Filter, Next, Request, Response};
 use crate::app::App;
-use crate::endpoints::routing::{context, Route};
+use crate::endpoints::routing::{context_of, Route};
 use crate::status::ApiError;
 
 /// The in-flight filter.
@@ -42,7 +42,7 @@ impl Filter for InFlightFilter {
     const NAME: &'static str = "inflight";
 
     async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
-        let Some(ctx) = context(&req) else { return next.run(req).await };
+        let Some(ctx) = context_of(&req) else { return next.run(req).await };
         let exempt = matches!(ctx.info.route, Route::Public)
             || ctx.user().is_some_and(|u| u.groups.iter().any(|g| g == "system:masters"));
         if matches!(&ctx.info.route, Route::Resource(r) if r.watch) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{refuse, Filter, Next, Request, Response};
 use crate::endpoints::negotiate;
-use crate::endpoints::routing::context;
+use crate::endpoints::routing::context_of;
 use crate::endpoints::routing::Route;
 use crate::status::ApiError;
 
@@ -16,11 +16,11 @@ impl Filter for NegotiationFilter {
     const NAME: &'static str = "negotiation";
 
     async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
-        let exempt =
-            context(&req).is_none_or(|c| matches!(c.info.route, Route::Public | Route::WhoAmI | Route::Metrics));
+        let route = context_of(&req).map(|c| &c.info.route);
+        let exempt = route.is_none_or(|r| matches!(r, Route::Public | Route::WhoAmI | Route::Metrics));
         // `/openapi/v2` is also served as protobuf (kubectl asks only for that).
-        let openapi_pb = context(&req)
-            .is_some_and(|c| matches!(c.info.route, Route::Document(crate::endpoints::routing::Document::OpenApiV2)))
+        let openapi_pb = route
+            .is_some_and(|r| matches!(r, Route::Document(crate::endpoints::routing::Document::OpenApiV2)))
             && negotiate::wants_openapi_protobuf(req.headers());
         if exempt || openapi_pb || negotiate::accepts_json(req.headers()) {
             return next.run(req).await;
