@@ -16,7 +16,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 use super::batched_io::{batched, drive};
 use super::client_auth::RefusalLog;
@@ -24,7 +23,7 @@ use super::tls::PeerClassifier;
 use super::Timeouts;
 use crate::endpoints::request::Deadline;
 use crate::endpoints::respond::Body;
-use crate::filters::Corridor;
+use crate::filters::{Corridor, Handle};
 use crate::status::ApiError;
 
 /// What every connection task shares.
@@ -108,7 +107,8 @@ pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStrea
             async move {
                 let resp = match taken {
                     Some(taken) => {
-                        let resp = corridor.oneshot(req).await?;
+                        // Run in place: `tower`'s `call` would clone the corridor once more.
+                        let resp = Handle::handle(corridor, req).await;
                         drop(taken);
                         resp
                     }
