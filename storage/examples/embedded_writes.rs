@@ -12,7 +12,8 @@ use storage::{EmbeddedConfig, EmbeddedStore, Store};
 async fn main() {
     let dir = tempfile::tempdir_in(".").expect("tempdir");
     let store = Arc::new(EmbeddedStore::open(&EmbeddedConfig::new(dir.path())).expect("open"));
-    for arg in std::env::args().skip(1) {
+    // Each run writes keys of its own (`1 1` measures one writer twice).
+    for (run, arg) in std::env::args().skip(1).enumerate() {
         let n: usize = arg.parse().expect("concurrency");
         let done = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
@@ -24,7 +25,7 @@ async fn main() {
                     let mut i = 0u64;
                     while Instant::now() < until {
                         store
-                            .create(&format!("/registry/x/{n}-{w}-{i}"), Bytes::from_static(&[b'v'; 500]))
+                            .create(&format!("/registry/x/{run}-{n}-{w}-{i}"), Bytes::from_static(&[b'v'; 500]))
                             .await
                             .expect("create");
                         done.fetch_add(1, Ordering::Relaxed);
