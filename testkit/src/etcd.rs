@@ -47,11 +47,19 @@ impl Etcd {
         Self::start_with(Some(pki))
     }
 
-    fn start_with(tls: Option<TestPki>) -> io::Result<Etcd> {
-        let mut etcd = Self::unstarted_with(tls)?;
-        etcd.launch()?;
-        etcd.wait_ready()?;
-        Ok(etcd)
+    fn start_with(mut tls: Option<TestPki>) -> io::Result<Etcd> {
+        // A port found free can be taken by another test's process before
+        // etcd binds it: then etcd exits, and another set of ports is tried.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut etcd = Self::unstarted_with(tls.take())?;
+            match etcd.launch().and_then(|()| etcd.wait_ready()) {
+                Ok(()) => return Ok(etcd),
+                Err(e) if attempts < 3 && e.to_string().contains("address already in use") => tls = etcd.tls.take(),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// An etcd with its ports and directory chosen but not running yet (as

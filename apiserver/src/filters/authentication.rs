@@ -43,10 +43,7 @@ impl Filter for AuthenticationFilter {
         let token = bearer.and_then(|b| b.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty());
         let user = match (user, &app.token_reviewer, token) {
             // Boxed: the host cluster's review is large, and rare.
-            (None, Some(reviewer), Some(token)) => {
-                let token = token.to_string();
-                Box::pin(reviewer.review(&token)).await.map(Arc::new)
-            }
+            (None, Some(reviewer), Some(token)) => Box::pin(reviewer.review(token)).await.map(Arc::new),
             (user, _, _) => user,
         };
         let Some(user) = user else { return refuse(req, &ApiError::unauthorized()) };
