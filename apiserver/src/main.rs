@@ -155,7 +155,12 @@ async fn run(flags: Flags) -> Result<(), String> {
     // Serve the stored TPRs' types from the first request when the store
     // answers; when it does not (etcd down at start), serve anyway: /readyz
     // fails and resource requests answer 503 until they are loaded.
-    let loaded = tokio::time::timeout(std::time::Duration::from_secs(5), controller.wait_synced()).await;
+    // The system namespaces too, in the same wait (see `namespaces::ensure_system`).
+    let wait = std::time::Duration::from_secs(5);
+    let (loaded, _) = tokio::join!(
+        tokio::time::timeout(wait, controller.wait_synced()),
+        tokio::time::timeout(wait, apiserver::builtin::namespaces::ensure_system(&store, &served))
+    );
     if loaded.is_err() {
         let why = match store.current_revision().await {
             Ok(_) => "the store answers; still loading".to_string(),

@@ -97,6 +97,16 @@ pub async fn check_create(
     }
 }
 
+/// Creates the system namespaces that are missing (retrying while the
+/// store does not answer). The server awaits it before its first request, so
+/// that `kubectl get namespaces` right after start lists them all.
+pub async fn ensure_system(store: &Arc<dyn Store>, served: &ServedTypes) {
+    let Some(rt) = namespaces(served) else { return };
+    for name in SYSTEM_NAMESPACES {
+        ensure(store, &rt, name).await;
+    }
+}
+
 /// Follows the namespaces until the process ends: creates the system ones
 /// (and, once, those existing objects are in) and empties terminating ones.
 pub async fn run(
@@ -105,9 +115,8 @@ pub async fn run(
     loaded: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let Some(rt) = namespaces(&served) else { return };
-    for name in SYSTEM_NAMESPACES {
-        ensure(&store, &rt, name).await;
-    }
+    // Those not made before the server began serving (the store was down).
+    ensure_system(&store, &served).await;
     let adopt = {
         let (store, served, rt) = (store.clone(), served.clone(), rt.clone());
         async move {

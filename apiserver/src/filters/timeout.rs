@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Filter, Next, Request, Response};
 use crate::app::App;
 use crate::endpoints::respond;
-use crate::endpoints::routing::{context, Route};
+use crate::endpoints::routing::{context_of, Route};
 use crate::status::ApiError;
 
 /// The timeout filter.
@@ -20,7 +20,7 @@ impl Filter for TimeoutFilter {
     const NAME: &'static str = "timeout";
 
     async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
-        let long_running = context(&req).is_some_and(|c| matches!(&c.info.route, Route::Resource(r) if r.watch));
+        let long_running = context_of(&req).is_some_and(|c| matches!(&c.info.route, Route::Resource(r) if r.watch));
         if long_running {
             return next.run(req).await;
         }
