@@ -227,6 +227,12 @@ impl End {
     }
 }
 
+/// Marks a watch's streaming response (a response extension): the
+/// connection may hold its events a moment to send more of them per write
+/// (see [`crate::server::batched_io`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Streaming;
+
 /// The streaming 200 response of a watch.
 pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
     let end = End::new(params.timeout, params.shutdown.clone());
@@ -236,6 +242,7 @@ pub fn respond(watcher: CacheWatcher, params: WatchParams) -> Response<Body> {
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.extensions_mut().insert(Streaming);
     resp
 }
 

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -17,7 +17,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::batched_io::{batched, drive};
+use super::batched_io::{batched, drive, Pacing};
 use super::client_auth::RefusalLog;
 use super::tls::PeerClassifier;
 use super::Timeouts;
@@ -117,6 +117,10 @@ pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStrea
                         &ApiError::too_many("The apiserver is shutting down, please try again later."),
                     ),
                 };
+                let mut active = active;
+                if resp.extensions().get::<crate::endpoints::watch::Streaming>().is_some() {
+                    active.streams();
+                }
                 Ok::<_, Infallible>(resp.map(|body| Tracked { body, _active: active }))
             }
         })
@@ -125,10 +129,10 @@ pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStrea
     let stop = shared.closing.clone();
     let result = if h2 {
         let conn = shared.h2.serve_connection(TokioIo::new(io), service);
-        drive(bounded(conn, activity, stop, timeouts), &io_handle).await
+        drive(bounded(conn, activity.clone(), stop, timeouts), &io_handle, activity).await
     } else {
         let conn = shared.h1.serve_connection(TokioIo::new(io), service);
-        drive(bounded(conn, activity, stop, timeouts), &io_handle).await
+        drive(bounded(conn, activity.clone(), stop, timeouts), &io_handle, activity).await
     };
     io_handle.linger(LINGER).await;
     match result {
@@ -188,19 +192,28 @@ where
 /// Requests in flight on one connection, and when the last one ended.
 struct Activity {
     active: AtomicUsize,
+    /// Of those, the watches whose events are streaming.
+    streaming: AtomicUsize,
+    /// A request ended or a stream began since the last write.
+    answered: AtomicBool,
     /// When the connection started, or its last request ended; whether any request came.
     since: Mutex<(Instant, bool)>,
 }
 
 impl Activity {
     fn new() -> Self {
-        Activity { active: AtomicUsize::new(0), since: Mutex::new((Instant::now(), false)) }
+        Activity {
+            active: AtomicUsize::new(0),
+            streaming: AtomicUsize::new(0),
+            answered: AtomicBool::new(false),
+            since: Mutex::new((Instant::now(), false)),
+        }
     }
 
     /// A request began; it ends when the guard (kept by its response body) drops.
     fn begin(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::AcqRel);
-        ActiveGuard(self.clone())
+        ActiveGuard { activity: self.clone(), streaming: false }
     }
 
     /// When the connection counts as idle, if no request is in flight.
@@ -213,13 +226,47 @@ impl Activity {
     }
 }
 
+/// The writes of a connection may be held while it carries requests, every
+/// one of them a streaming watch, and nothing was answered since the last
+/// write (see [`super::batched_io`]).
+impl Pacing for Activity {
+    fn write_now(&self) -> bool {
+        // A stream counts as begun before it counts as streaming, and as
+        // ended after: the check errs towards writing.
+        let answered = self.answered.swap(false, Ordering::AcqRel);
+        let active = self.active.load(Ordering::Acquire);
+        answered || active == 0 || active > self.streaming.load(Ordering::Acquire)
+    }
+}
+
 /// One request in flight (see [`Activity::begin`]).
-struct ActiveGuard(Arc<Activity>);
+struct ActiveGuard {
+    activity: Arc<Activity>,
+    /// Its answer is a watch that streams events.
+    streaming: bool,
+}
+
+impl ActiveGuard {
+    /// The answer is a watch's stream: its head goes out at once, and its
+    /// events may be held a moment with those of the connection's other watches.
+    fn streams(&mut self) {
+        if !self.streaming {
+            self.streaming = true;
+            self.activity.streaming.fetch_add(1, Ordering::AcqRel);
+            self.activity.answered.store(true, Ordering::Release);
+        }
+    }
+}
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        *self.0.since.lock().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), true);
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        let a = &self.activity;
+        *a.since.lock().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), true);
+        a.answered.store(true, Ordering::Release);
+        if self.streaming {
+            a.streaming.fetch_sub(1, Ordering::AcqRel);
+        }
+        a.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -244,5 +291,28 @@ impl hyper::body::Body for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_connection_of_streaming_watches_may_hold_its_writes() {
+        let activity = Arc::new(Activity::new());
+        assert!(activity.write_now(), "no request: handshakes and pings go out at once");
+        let mut watch = activity.begin();
+        assert!(activity.write_now(), "a request being served");
+        watch.streams();
+        assert!(activity.write_now(), "the head of the new stream");
+        assert!(!activity.write_now(), "only events of streaming watches");
+        let get = activity.begin();
+        assert!(activity.write_now(), "a request beside the watch");
+        drop(get);
+        assert!(activity.write_now(), "its answer");
+        assert!(!activity.write_now());
+        drop(watch);
+        assert!(activity.write_now(), "the end of the watch");
     }
 }

@@ -1111,6 +1111,19 @@ async fn main() {
         pct(&from_ack, 99),
         pct(&from_ack, 100)
     );
+    // Per second of writes (100 writes), so that a steady queue and a
+    // passing stall can be told apart.
+    let windows: Vec<String> = (0..writes as usize)
+        .step_by(100)
+        .map(|first| {
+            let mut w: Vec<u32> = (per_watcher.iter().filter(|l| l.len() as u64 == writes))
+                .flat_map(|l| l[first..(first + 100).min(l.len())].iter().copied())
+                .collect();
+            w.sort_unstable();
+            format!("{:.0}/{:.0}", pct(&w, 50), pct(&w, 99))
+        })
+        .collect();
+    println!("  p50/p99 ms from issue, per second of writes: {}", windows.join(" "));
     let mut acks_sorted = ack_us.clone();
     acks_sorted.sort_unstable();
     println!("  the creates themselves: p50 {:.1} ms, p99 {:.1} ms", pct(&acks_sorted, 50), pct(&acks_sorted, 99));
