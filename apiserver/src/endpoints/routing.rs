@@ -160,6 +160,9 @@ impl RequestInfo {
     }
 }
 
+/// Most path segments a request may have (see [`route`]).
+const MAX_SEGMENTS: usize = 12;
+
 fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> Route {
     if PUBLIC.contains(&path) {
         return Route::Public;
@@ -170,8 +173,17 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
     if path == "/metrics" {
         return Route::Metrics;
     }
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let document = match segments.as_slice() {
+    // An API path has at most 9 segments (`/apis/g/v/watch/namespaces/ns/plural/name/x`):
+    // they are kept on the stack; a path of more than MAX_SEGMENTS names nothing.
+    let mut buf = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for segment in path.trim_matches('/').split('/') {
+        let Some(slot) = buf.get_mut(count) else { return Route::NotFound };
+        *slot = segment;
+        count += 1;
+    }
+    let segments = &buf[..count];
+    let document = match segments {
         [""] => Some(Document::Root),
         ["api"] => Some(Document::Api),
         ["apis"] => Some(Document::Apis),
@@ -193,7 +205,7 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
     if let Some(d) = document {
         return Route::Document(d);
     }
-    if let ["apis", discovery::builtin::AUTHORIZATION_GROUP, "v1", plural] = segments.as_slice() {
+    if let ["apis", discovery::builtin::AUTHORIZATION_GROUP, "v1", plural] = segments {
         let review = discovery::Builtin::REVIEWS.into_iter().find(|b| b.resource().plural == *plural);
         match review {
             Some(r) if served.builtins() && method == Method::POST => return Route::Review(r),
@@ -201,7 +213,7 @@ fn route(method: &Method, uri: &http::Uri, path: &str, served: &ServedTypes) -> 
             _ => {}
         }
     }
-    let (group, rest) = match segments.as_slice() {
+    let (group, rest) = match segments {
         ["apis", group, rest @ ..] => (*group, rest),
         // The core group: `/api/v1/...` is group "" at version `v1`.
         ["api", rest @ ..] => ("", rest),
@@ -320,4 +332,24 @@ pub fn context(req: &super::Request) -> Option<Arc<RequestContext>> {
 /// The context of a request, borrowed from it.
 pub fn context_of(req: &super::Request) -> Option<&Arc<RequestContext>> {
     req.extensions().get::<Arc<RequestContext>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route_of(path: &str) -> Route {
+        let uri: http::Uri = path.parse().expect("uri");
+        route(&Method::GET, &uri, uri.path(), &ServedTypes::default())
+    }
+
+    #[test]
+    fn paths_of_any_length_are_answered() {
+        assert!(matches!(route_of("/apis"), Route::Document(Document::Apis)));
+        assert!(matches!(route_of("/openapi/v3/a/b/c/d/e/f/g/h/i/j"), Route::Document(Document::OpenApiOther)));
+        // More segments than any API path has: nothing, and no panic.
+        let long = format!("/apis{}", "/x".repeat(MAX_SEGMENTS));
+        assert!(matches!(route_of(&long), Route::NotFound));
+        assert!(matches!(route_of("/apis/prsn.io/v1/watch/namespaces/default/mysqldbs/a"), Route::NotFound));
+    }
 }
