@@ -168,7 +168,16 @@ pub fn json_warned(code: StatusCode, value: &Value, warnings: &[String]) -> Resp
 /// nothing parses the new version again.
 fn written(call: &Call<'_>, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
     let (name, revision) = (registry::meta_str(obj, "name"), registry::meta_str(obj, "resourceVersion"));
-    match (serde_json::to_vec(obj), name, revision.and_then(|r| r.parse::<i64>().ok())) {
+    let revision = revision.and_then(|r| r.parse::<i64>().ok());
+    // The registry kept the answer, made from the stored bytes.
+    if let (Some(name), Some(revision), false) = (name, revision, call.dry_run) {
+        let key = call.scope.rt.key(call.scope.namespace, name);
+        let (group, version) = (&call.scope.rt.group, call.scope.version);
+        if let Some(bytes) = call.scope.rt.encoded.get_in(&key, revision, group, version) {
+            return warned(respond::json_bytes(code, bytes), warnings);
+        }
+    }
+    match (serde_json::to_vec(obj), name, revision) {
         (Ok(bytes), Some(name), Some(revision)) if !call.dry_run => {
             let bytes = bytes::Bytes::from(bytes);
             let api_version = call.scope.rt.api_version(call.scope.version);

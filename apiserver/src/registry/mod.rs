@@ -91,6 +91,60 @@ pub fn tombstone(kv: &KeyValue, key_prefix: &str, kind: &str, api_version: &str)
 }
 
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
+    encode_marked(obj).map(|e| e.bytes)
+}
+
+/// Stored bytes, and where in them the metadata object closes (for the
+/// answer, see [`Encoded::answer`]).
+struct Encoded {
+    bytes: Bytes,
+    /// Offset of the `}` that closes `metadata`.
+    metadata_end: Option<usize>,
+}
+
+impl Encoded {
+    /// The answer to the write that stored these bytes at `revision`, as
+    /// [`decode`] then `serde_json` would make it for `api_version`: the
+    /// stored bytes with `resourceVersion` added last in `metadata`.
+    /// `None` when the served form differs otherwise (another apiVersion).
+    fn answer(&self, obj: &Value, api_version: &str, revision: i64) -> Option<Bytes> {
+        let end = self.metadata_end?;
+        if convert::converts(api_version) || obj.get("apiVersion").and_then(Value::as_str) != Some(api_version) {
+            return None;
+        }
+        let (head, tail) = self.bytes.split_at(end);
+        let comma = if head.last() == Some(&b'{') { "" } else { "," };
+        let rv = format!("{comma}\"resourceVersion\":\"{revision}\"");
+        let mut out = Vec::with_capacity(self.bytes.len() + rv.len());
+        out.extend_from_slice(head);
+        out.extend_from_slice(rv.as_bytes());
+        out.extend_from_slice(tail);
+        Some(Bytes::from(out))
+    }
+}
+
+/// `serde_json::to_vec(v)`, noting where the top-level `metadata` object ends.
+fn to_vec_marked(v: &Value) -> serde_json::Result<(Vec<u8>, Option<usize>)> {
+    let Value::Object(map) = v else { return serde_json::to_vec(v).map(|b| (b, None)) };
+    let mut out = Vec::with_capacity(256);
+    let mut metadata_end = None;
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, k)?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, v)?;
+        if k == "metadata" && v.is_object() {
+            metadata_end = Some(out.len() - 1);
+        }
+    }
+    out.push(b'}');
+    Ok((out, metadata_end))
+}
+
+fn encode_marked(obj: &Value) -> Result<Encoded, ApiError> {
     let as_is = !obj.get("apiVersion").and_then(Value::as_str).is_some_and(convert::converts)
         && obj
             .get("metadata")
@@ -111,10 +165,10 @@ fn encode(obj: &Value) -> Result<Bytes, ApiError> {
             std::borrow::Cow::Owned(stored)
         }
     };
-    let bytes =
-        serde_json::to_vec(&stored).map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))?;
+    let (bytes, metadata_end) =
+        to_vec_marked(&stored).map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))?;
     crate::limits::check_stored(&stored, bytes.len())?;
-    Ok(Bytes::from(bytes))
+    Ok(Encoded { bytes: Bytes::from(bytes), metadata_end })
 }
 
 fn metadata_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
@@ -269,12 +323,15 @@ pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run
         }
         strategy::prepare(&scope, &name, None, &mut obj)?;
         validate(&obj, &scope, &name)?;
-        let encoded = encode(&obj)?;
+        let encoded = encode_marked(&obj)?;
         if dry_run {
             return Ok(obj);
         }
-        match store.create(&scope.key(&name), encoded).await {
-            Ok(kv) => return written(obj, &kv, &scope),
+        match store.create(&scope.key(&name), encoded.bytes.clone()).await {
+            Ok(kv) => {
+                remember_answer(&encoded, &obj, &kv, &scope);
+                return written(obj, &kv, &scope);
+            }
             Err(StorageError::AlreadyExists { .. }) if generate.is_some() => continue,
             Err(e) => return Err(ApiError::from_storage(e, &scope.target(&name))),
         }
@@ -405,7 +462,8 @@ pub async fn update(
     merge_server_fields(&mut obj, &old)?;
     let deleting = meta_str(&obj, "deletionTimestamp").is_some();
     let no_finalizers = !strategy::finalizers_pending(&scope, &obj);
-    let encoded = encode(&obj)?;
+    let marked = encode_marked(&obj)?;
+    let encoded = marked.bytes.clone();
     if dry_run {
         return Ok(obj);
     }
@@ -422,7 +480,18 @@ pub async fn update(
         return decode(&current, &scope.rt.api_version(scope.version));
     }
     let kv = store.update(&key, encoded, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
+    remember_answer(&marked, &obj, &kv, &scope);
     written(obj, &kv, &scope)
+}
+
+/// Keeps the answer to a write, made from its stored bytes, where GETs,
+/// lists and the write's own answer find it (see [`crate::served::EncodedObjects`]):
+/// the object is not serialized a second time.
+fn remember_answer(encoded: &Encoded, obj: &Value, kv: &KeyValue, scope: &Scope<'_>) {
+    let api_version = scope.rt.api_version(scope.version);
+    if let Some(answer) = encoded.answer(obj, &api_version, kv.mod_revision) {
+        scope.rt.encoded.put(&kv.key, kv.mod_revision, &api_version, answer);
+    }
 }
 
 /// What a write answers: `obj`, just stored as `kv`, as [`decode`] would
@@ -458,4 +527,43 @@ fn merge_server_fields(obj: &mut Value, old: &Value) -> Result<(), ApiError> {
     }
     meta.insert("generation".into(), Value::from(if changed { generation + 1 } else { generation }));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// What the answer was before: the object with `resourceVersion` set, serialized.
+    fn serialized_with_revision(obj: &Value, revision: i64) -> Vec<u8> {
+        let mut served = obj.clone();
+        if let Some(map) = served.as_object_mut() {
+            set_served(map, "prsn.io/v1", revision);
+        }
+        serde_json::to_vec(&served).expect("serializes")
+    }
+
+    #[test]
+    fn a_write_answer_made_from_its_stored_bytes_is_the_serialized_object() {
+        let objects = [
+            json!({"apiVersion": "prsn.io/v1", "kind": "MysqlDb", "metadata": {"name": "a", "uid": "u"}, "size": "small"}),
+            json!({"apiVersion": "prsn.io/v1", "metadata": {}, "kind": "MysqlDb"}),
+            json!({"metadata": {"name": "b}\"{", "labels": {"x": "}"}, "managedFields": [{"f": {"g": {}}}]}, "apiVersion": "prsn.io/v1", "spec": {"metadata": {"k": 1.5}}}),
+            json!({"apiVersion": "prsn.io/v1", "spec": "\"metadata\":{}", "metadata": {"name": "c\u{1F600}\n"}}),
+        ];
+        for obj in &objects {
+            let encoded = encode_marked(obj).expect("encodes");
+            assert_eq!(&encoded.bytes[..], &serde_json::to_vec(obj).expect("serializes")[..], "stored bytes unchanged");
+            let answer = encoded.answer(obj, "prsn.io/v1", 42).expect("an answer");
+            assert_eq!(&answer[..], &serialized_with_revision(obj, 42)[..], "{obj}");
+        }
+    }
+
+    #[test]
+    fn no_answer_is_spliced_for_another_api_version_or_without_metadata() {
+        let obj = json!({"apiVersion": "prsn.io/v2", "metadata": {"name": "a"}});
+        assert!(encode_marked(&obj).expect("encodes").answer(&obj, "prsn.io/v1", 7).is_none());
+        let bare = json!({"apiVersion": "prsn.io/v1", "metadata": "not an object"});
+        assert!(encode_marked(&bare).expect("encodes").answer(&bare, "prsn.io/v1", 7).is_none());
+    }
 }
