@@ -16,9 +16,12 @@
 //! the last one within [`MAX_HOLD`] waits until then (or until [`FLUSH_AT`]
 //! bytes are waiting). Under a flood of events each write then carries more
 //! of them: fewer TLS records, system calls and TCP segments for the same
-//! bytes (measured: the 10,000-watcher p99 fell by a fifth). A watch whose
-//! events come further apart than [`MAX_HOLD`] is never held, and an answer
-//! to a request always goes out at the end of the turn.
+//! bytes (measured with 10,000 watchers: 2.5 times fewer `writev` calls, the
+//! delivery p99 ~12% lower). A watch whose events come further apart than
+//! [`MAX_HOLD`] is never held, and an answer to a request always goes out at
+//! the end of the turn. A new stream's head may wait up to [`MAX_HOLD`] when
+//! the connection's task writes on another core between the stream's start
+//! and the head's queueing.
 
 use std::future::Future;
 use std::io;
@@ -27,9 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 /// A flush writes at once when this many bytes are waiting.
 pub const FLUSH_AT: usize = 64 * 1024;
