@@ -314,8 +314,9 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_streaming_connection_holds_a_write_that_follows_the_last_closely() {
+    /// A connection driven with `pacing` that writes `first`, then `second`
+    /// once the returned sender fires; the peer's end, past `first`.
+    async fn two_writes(pacing: Arc<dyn Pacing>) -> (tokio::io::DuplexStream, tokio::sync::oneshot::Sender<()>) {
         let (client, mut server) = tokio::io::duplex(1 << 20);
         let (mut io, handle) = batched(client);
         let (go, next_write) = tokio::sync::oneshot::channel::<()>();
@@ -328,9 +329,15 @@ mod tests {
             std::future::pending::<()>().await;
             Ok::<_, io::Error>(())
         };
-        tokio::spawn(drive(conn, &handle, Arc::new(Hold)));
+        tokio::spawn(drive(conn, &handle, pacing));
         let mut got = [0u8; 5];
-        server.read_exact(&mut got).await.expect("the first write is not held");
+        server.read_exact(&mut got).await.expect("the first write is never held");
+        (server, go)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_connection_holds_a_write_that_follows_the_last_closely() {
+        let (mut server, go) = two_writes(Arc::new(Hold)).await;
         let start = tokio::time::Instant::now();
         go.send(()).expect("the connection waits");
         let mut next = [0u8; 6];
@@ -343,24 +350,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_answer_is_never_held() {
-        let (client, mut server) = tokio::io::duplex(1 << 20);
-        let (mut io, handle) = batched(client);
-        let conn = async move {
-            io.write_all(b"first").await?;
-            io.flush().await?;
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            io.write_all(b"answer").await?;
-            io.flush().await?;
-            std::future::pending::<()>().await;
-            Ok::<_, io::Error>(())
-        };
-        tokio::spawn(drive(conn, &handle, Arc::new(Eager)));
-        let mut got = [0u8; 5];
-        server.read_exact(&mut got).await.expect("the first write");
+        let (mut server, go) = two_writes(Arc::new(Eager)).await;
         let start = tokio::time::Instant::now();
+        go.send(()).expect("the connection waits");
         let mut next = [0u8; 6];
         server.read_exact(&mut next).await.expect("the answer");
-        assert!(start.elapsed() < MAX_HOLD, "the answer went out at the end of its turn, not held");
+        assert_eq!(start.elapsed(), Duration::ZERO, "the answer went out at the end of its turn, not held");
     }
 
     #[tokio::test]
