@@ -534,9 +534,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// What the answer was before: the object with `resourceVersion` set, serialized.
+    /// What the answer was before ([`written`]): the object without the
+    /// resourceVersion and selfLink it came with, then served at `revision`.
     fn serialized_with_revision(obj: &Value, revision: i64) -> Vec<u8> {
         let mut served = obj.clone();
+        if let Some(Value::Object(m)) = served.get_mut("metadata") {
+            m.remove("resourceVersion");
+            m.remove("selfLink");
+        }
         if let Some(map) = served.as_object_mut() {
             set_served(map, "prsn.io/v1", revision);
         }
@@ -550,10 +555,17 @@ mod tests {
             json!({"apiVersion": "prsn.io/v1", "metadata": {}, "kind": "MysqlDb"}),
             json!({"metadata": {"name": "b}\"{", "labels": {"x": "}"}, "managedFields": [{"f": {"g": {}}}]}, "apiVersion": "prsn.io/v1", "spec": {"metadata": {"k": 1.5}}}),
             json!({"apiVersion": "prsn.io/v1", "spec": "\"metadata\":{}", "metadata": {"name": "c\u{1F600}\n"}}),
+            // An update carries the resourceVersion it read (and maybe a selfLink).
+            json!({"apiVersion": "prsn.io/v1", "metadata": {"name": "d", "resourceVersion": "9", "selfLink": "/x", "uid": "u"}}),
         ];
         for obj in &objects {
             let encoded = encode_marked(obj).expect("encodes");
-            assert_eq!(&encoded.bytes[..], &serde_json::to_vec(obj).expect("serializes")[..], "stored bytes unchanged");
+            let mut stored = obj.clone();
+            if let Some(Value::Object(m)) = stored.get_mut("metadata") {
+                m.remove("resourceVersion");
+                m.remove("selfLink");
+            }
+            assert_eq!(&encoded.bytes[..], &serde_json::to_vec(&stored).expect("serializes")[..], "stored as before");
             let answer = encoded.answer(obj, "prsn.io/v1", 42).expect("an answer");
             assert_eq!(&answer[..], &serialized_with_revision(obj, 42)[..], "{obj}");
         }

@@ -315,8 +315,9 @@ mod tests {
     }
 
     /// A connection driven with `pacing` that writes `first`, then `second`
-    /// once the returned sender fires; the peer's end, past `first`.
-    async fn two_writes(pacing: Arc<dyn Pacing>) -> (tokio::io::DuplexStream, tokio::sync::oneshot::Sender<()>) {
+    /// once the peer has read `first`; the peer's end, past `first`, and when
+    /// `second` was written.
+    async fn two_writes(pacing: Arc<dyn Pacing>) -> (tokio::io::DuplexStream, tokio::time::Instant) {
         let (client, mut server) = tokio::io::duplex(1 << 20);
         let (mut io, handle) = batched(client);
         let (go, next_write) = tokio::sync::oneshot::channel::<()>();
@@ -332,14 +333,14 @@ mod tests {
         tokio::spawn(drive(conn, &handle, pacing));
         let mut got = [0u8; 5];
         server.read_exact(&mut got).await.expect("the first write is never held");
-        (server, go)
+        let second = tokio::time::Instant::now();
+        go.send(()).expect("the connection waits");
+        (server, second)
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_streaming_connection_holds_a_write_that_follows_the_last_closely() {
-        let (mut server, go) = two_writes(Arc::new(Hold)).await;
-        let start = tokio::time::Instant::now();
-        go.send(()).expect("the connection waits");
+        let (mut server, start) = two_writes(Arc::new(Hold)).await;
         let mut next = [0u8; 6];
         let early = tokio::time::timeout(Duration::from_millis(1), server.read_exact(&mut next)).await;
         assert!(early.is_err(), "a write right after the last is held");
@@ -350,9 +351,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_answer_is_never_held() {
-        let (mut server, go) = two_writes(Arc::new(Eager)).await;
-        let start = tokio::time::Instant::now();
-        go.send(()).expect("the connection waits");
+        let (mut server, start) = two_writes(Arc::new(Eager)).await;
         let mut next = [0u8; 6];
         server.read_exact(&mut next).await.expect("the answer");
         assert_eq!(start.elapsed(), Duration::ZERO, "the answer went out at the end of its turn, not held");
