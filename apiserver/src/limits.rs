@@ -148,7 +148,7 @@ pub fn check_built(v: &Value) -> Result<(), ApiError> {
         Exceeded::Depth => ApiError::unprocessable(too_deep("the resulting object")),
         Exceeded::Bytes => ApiError::too_large_object(MAX_OBJECT_BYTES),
     };
-    let managed = v.pointer("/metadata/managedFields");
+    let managed = crate::registry::meta_value(v, "managedFields");
     let Some(managed) = managed else { return measure(v, MAX_DEPTH, MAX_OBJECT_BYTES).map(|_| ()).map_err(exceeded) };
     let size = measure(managed, usize::MAX, MAX_OBJECT_BYTES).map_err(exceeded)?.bytes;
     // The object without its managedFields, measured part by part.

@@ -229,7 +229,8 @@ async fn delete_one(store: &dyn Store, t: &ResourceType, kv: &KeyValue) {
     if meta_str(&obj, "deletionTimestamp").is_some() {
         return;
     }
-    let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let has_finalizers =
+        crate::registry::meta_value(&obj, "finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
     if !has_finalizers {
         match store.delete(&kv.key, Some(kv.mod_revision)).await {
             Ok(_) | Err(StorageError::NotFound { .. }) | Err(StorageError::Conflict { .. }) => {}

@@ -58,6 +58,11 @@ impl Router {
     pub fn new(app: Arc<App>) -> Self {
         Router { app }
     }
+
+    /// Answers `req` (the corridor's last step: no `Service` box of its own).
+    pub async fn serve(self, req: Request) -> Response {
+        route(&self.app, req).await
+    }
 }
 
 impl Layered for Router {

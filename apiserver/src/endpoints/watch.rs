@@ -69,7 +69,7 @@ impl TableOutput {
 
     /// A one-row Table of `obj` (its resourceVersion as the table's).
     pub fn single(&self, obj: Value) -> Value {
-        let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
+        let rv = crate::registry::meta_value(&obj, "resourceVersion").cloned().unwrap_or(Value::Null);
         self.table(vec![obj], json!({ "resourceVersion": rv }))
     }
 }

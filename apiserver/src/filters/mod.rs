@@ -80,11 +80,8 @@ pub trait Handle: Clone + Send + Sync + 'static {
 }
 
 impl Handle for Router {
-    async fn handle(mut self, req: Request) -> Response {
-        match self.call(req).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
-        }
+    fn handle(self, req: Request) -> impl Future<Output = Response> + Send {
+        self.serve(req)
     }
 }
 

@@ -228,7 +228,7 @@ pub fn check_finalizers_and_owners(meta: &Map<String, Value>, causes: &mut Vec<C
 /// kube-apiserver warns for custom resources.
 pub fn finalizer_warnings(old: Option<&Value>, new: &Value) -> Vec<String> {
     let list = |o: &Value| -> Vec<String> {
-        o.pointer("/metadata/finalizers")
+        super::meta_value(o, "finalizers")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()

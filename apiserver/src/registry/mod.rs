@@ -179,7 +179,13 @@ fn metadata_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
 
 /// The string at `metadata.<field>`, if any.
 pub fn meta_str<'v>(obj: &'v Value, field: &str) -> Option<&'v str> {
-    obj.get("metadata")?.get(field)?.as_str()
+    meta_value(obj, field)?.as_str()
+}
+
+/// The value at `metadata.<field>`, if any. Cheaper than `Value::pointer`,
+/// which allocates two strings per path segment.
+pub fn meta_value<'v>(obj: &'v Value, field: &str) -> Option<&'v Value> {
+    obj.get("metadata")?.get(field)
 }
 
 /// Checks and fills `kind` and `apiVersion`: missing ones come from the URL.
@@ -443,7 +449,7 @@ pub async fn update(
     strategy::prepare(&scope, name, Some(&old), &mut obj)?;
     if meta_str(&old, "deletionTimestamp").is_some() {
         let finalizers = |o: &Value| -> Vec<Value> {
-            o.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default()
+            meta_value(o, "finalizers").and_then(Value::as_array).cloned().unwrap_or_default()
         };
         let before = finalizers(&old);
         let added: Vec<Value> = finalizers(&obj).into_iter().filter(|f| !before.contains(f)).collect();

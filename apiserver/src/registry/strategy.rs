@@ -72,8 +72,9 @@ pub fn mark_deleting(scope: &Scope<'_>, obj: &mut Value) {
 /// Whether something still holds `obj`'s deletion: `metadata.finalizers`,
 /// and for a namespace also `spec.finalizers` (the namespace controller's).
 pub fn finalizers_pending(scope: &Scope<'_>, obj: &Value) -> bool {
-    let pending = |pointer: &str| obj.pointer(pointer).and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-    pending("/metadata/finalizers") || (scope.rt.builtin == Some(Builtin::Namespace) && pending("/spec/finalizers"))
+    let pending = |v: Option<&Value>| v.and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    pending(super::meta_value(obj, "finalizers"))
+        || (scope.rt.builtin == Some(Builtin::Namespace) && pending(obj.get("spec").and_then(|s| s.get("finalizers"))))
 }
 
 /// Prepares and validates `obj` (named `name`) before it is stored;

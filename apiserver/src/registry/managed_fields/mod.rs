@@ -195,7 +195,9 @@ fn decode(v: &Value, node: &mut FieldSet, root: bool) {
 
 /// The entries stored in `obj`.
 fn entries(obj: &Value) -> Vec<Entry> {
-    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else { return Vec::new() };
+    let Some(list) = crate::registry::meta_value(obj, "managedFields").and_then(Value::as_array) else {
+        return Vec::new();
+    };
     list.iter()
         .map(|e| {
             let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
