@@ -26,6 +26,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures::FutureExt;
+
 use tower::Service;
 
 use respond::Body;
@@ -81,14 +83,13 @@ impl Service<Request> for Router {
     }
 
     fn call(&mut self, req: Request) -> ResponseFuture {
-        let app = self.app.clone();
-        Box::pin(async move { Ok(route(&app, req).await) })
+        Box::pin(self.clone().serve(req).map(Ok))
     }
 }
 
-/// Answers a request by its route. A body nobody read is drained in the
-/// background (bounded): dropping it would make HTTP/2 reset the stream
-/// before the client sees the answer.
+/// Answers a request by its route. A body nobody read is drained first
+/// (bounded, see [`request::drain`]): dropping it would make HTTP/2 reset the
+/// stream before the client sees the answer.
 async fn route(app: &App, req: Request) -> Response {
     let Some(ctx) = context(&req) else { return respond::error(&ApiError::internal("no request context")) };
     if app.panic_path.as_deref() == Some(ctx.info.path.as_str()) {
@@ -112,7 +113,7 @@ async fn route(app: &App, req: Request) -> Response {
         Route::NotFound => Err(ApiError::no_route(parts.uri.path())),
     };
     if let Some(unread) = body {
-        request::discard(unread);
+        request::drain(unread).await;
     }
     answer.unwrap_or_else(|e| respond::error(&e))
 }

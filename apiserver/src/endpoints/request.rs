@@ -42,24 +42,36 @@ pub struct Deadline(pub tokio::time::Instant);
 /// whole when Content-Length says so), by the request's [`Deadline`] (408
 /// after it).
 pub async fn read_bytes(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
-    match parts.extensions.get::<Deadline>() {
+    let read = match parts.extensions.get::<Deadline>() {
         Some(Deadline(at)) => match tokio::time::timeout_at(*at, read_bounded(parts, body)).await {
             Ok(result) => result,
             Err(_) => Err(ApiError::request_timeout("the request body was not received in time (--request-timeout)")),
         },
         None => read_bounded(parts, body).await,
+    }?;
+    match read {
+        Read::Whole(bytes) => Ok(bytes),
+        Read::TooLarge(rest) => {
+            drain(rest).await;
+            Err(ApiError::too_large(MAX_BODY))
+        }
     }
 }
 
-async fn read_bounded(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
+/// A body read within [`MAX_BODY`], or the unread rest of one beyond it.
+enum Read {
+    Whole(Bytes),
+    TooLarge(Incoming),
+}
+
+async fn read_bounded(parts: &http::request::Parts, body: Incoming) -> Result<Read, ApiError> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
-        discard(body);
-        return Err(ApiError::too_large(MAX_BODY));
+        return Ok(Read::TooLarge(body));
     }
     let mut body = body;
     let mut buf = Vec::new();
@@ -67,18 +79,47 @@ async fn read_bounded(parts: &http::request::Parts, body: Incoming) -> Result<By
         let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
         if let Some(data) = frame.data_ref() {
             if buf.len() + data.len() > MAX_BODY {
-                discard(body);
-                return Err(ApiError::too_large(MAX_BODY));
+                return Ok(Read::TooLarge(body));
             }
             buf.extend_from_slice(data);
         }
     }
-    Ok(Bytes::from(buf))
+    Ok(Read::Whole(Bytes::from(buf)))
 }
 
 /// Most of a refused body that is read and thrown away, so that an HTTP/2
 /// client receives the 413 before its stream is reset.
 const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Longest an answer waits for the client to finish sending a body the
+/// server will not use (see [`drain`]).
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops the rest of a body the server will not use before the
+/// answer goes out: a client that receives an error while still sending (curl
+/// does) stops its upload and may drop the answer's body with the stream.
+/// Waits at most [`DRAIN_WAIT`] and [`DISCARD_LIMIT`] bytes; the rest of a
+/// slower upload is drained in the background ([`discard`]), and a larger one
+/// is reset.
+pub async fn drain(mut body: Incoming) {
+    if hyper::body::Body::is_end_stream(&body) {
+        return;
+    }
+    let until = tokio::time::Instant::now() + DRAIN_WAIT;
+    let mut seen = 0usize;
+    loop {
+        match tokio::time::timeout_at(until, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                seen += frame.data_ref().map_or(0, |d| d.len());
+                if seen > DISCARD_LIMIT {
+                    return;
+                }
+            }
+            Ok(_) => return,
+            Err(_) => return discard(body),
+        }
+    }
+}
 
 /// Reads and drops the rest of a refused body in the background (bounded in
 /// bytes and time), without keeping it.

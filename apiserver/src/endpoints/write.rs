@@ -150,7 +150,12 @@ async fn read_json_body(
             let raw = serde_json::to_vec(&obj).unwrap_or_default().into();
             (obj, raw)
         }
-        _ => return Err(ApiError::unsupported_media_type(&ct, &["application/json"])),
+        _ => {
+            // Read the body out first: dropped unread, it would reset the
+            // stream before the answer is out.
+            request::drain(body).await;
+            return Err(ApiError::unsupported_media_type(&ct, &["application/json"]));
+        }
     };
     let warnings = validation.check(&raw, &mut obj, known)?;
     Ok((obj, warnings))

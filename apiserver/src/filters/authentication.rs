@@ -46,7 +46,7 @@ impl Filter for AuthenticationFilter {
             (None, Some(reviewer), Some(token)) => Box::pin(reviewer.review(token)).await.map(Arc::new),
             (user, _, _) => user,
         };
-        let Some(user) = user else { return refuse(req, &ApiError::unauthorized()) };
+        let Some(user) = user else { return refuse(req, &ApiError::unauthorized()).await };
         ctx.set_user(user);
         next.run(req).await
     }

@@ -40,7 +40,7 @@ impl Filter for AuthorizationFilter {
         };
         match decision {
             Ok(()) => next.run(req).await,
-            Err(e) => refuse(req, &e),
+            Err(e) => refuse(req, &e).await,
         }
     }
 }

@@ -58,7 +58,7 @@ impl Filter for InFlightFilter {
             false => (&flight.readonly, flight.max_readonly),
         };
         let Some(_slot) = take(count, max) else {
-            return refuse(req, &ApiError::too_many("Too many requests, please try again later."));
+            return refuse(req, &ApiError::too_many("Too many requests, please try again later.")).await;
         };
         next.run(req).await
     }

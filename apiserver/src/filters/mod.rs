@@ -179,10 +179,11 @@ pub fn corridor(app: Arc<App>) -> Corridor {
         .service(Router::new(app))
 }
 
-/// Answers a request a filter refuses, draining its body (so that HTTP/2
-/// clients see the answer before the stream is reset).
-pub fn refuse(req: Request, e: &crate::status::ApiError) -> Response {
-    crate::endpoints::request::discard(req.into_body());
+/// Answers a request a filter refuses, draining its body first (bounded, see
+/// [`crate::endpoints::request::drain`]), so that HTTP/2 clients see the
+/// whole answer.
+pub async fn refuse(req: Request, e: &crate::status::ApiError) -> Response {
+    crate::endpoints::request::drain(req.into_body()).await;
     crate::endpoints::respond::error(e)
 }
 

@@ -29,6 +29,6 @@ impl Filter for NegotiationFilter {
         let e = ApiError::not_acceptable(format!(
             "only the following media types are accepted: application/json (Accept: {accept})"
         ));
-        refuse(req, &e)
+        refuse(req, &e).await
     }
 }

@@ -540,6 +540,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn meta_value_reads_what_pointer_reads() {
+        let objects = [
+            json!({"metadata": {"finalizers": ["a/b"], "name": "x"}}),
+            json!({"metadata": {"name": "x"}}),
+            json!({"metadata": "not an object"}),
+            json!({"metadata": null}),
+            json!({"spec": {"metadata": {"finalizers": ["a/b"]}}}),
+            json!(["metadata"]),
+            json!("metadata"),
+        ];
+        for obj in &objects {
+            for field in ["finalizers", "name", "managedFields"] {
+                assert_eq!(meta_value(obj, field), obj.pointer(&format!("/metadata/{field}")), "{obj} {field}");
+            }
+        }
+    }
+
     /// What the answer was before ([`written`]): the object without the
     /// resourceVersion and selfLink it came with, then served at `revision`.
     fn serialized_with_revision(obj: &Value, revision: i64) -> Vec<u8> {

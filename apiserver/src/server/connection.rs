@@ -112,10 +112,13 @@ pub(super) async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStrea
                         drop(taken);
                         resp
                     }
-                    None => crate::filters::refuse(
-                        req,
-                        &ApiError::too_many("The apiserver is shutting down, please try again later."),
-                    ),
+                    None => {
+                        crate::filters::refuse(
+                            req,
+                            &ApiError::too_many("The apiserver is shutting down, please try again later."),
+                        )
+                        .await
+                    }
                 };
                 let mut active = active;
                 if resp.extensions().get::<crate::endpoints::watch::Streaming>().is_some() {
