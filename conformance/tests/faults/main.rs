@@ -1,7 +1,8 @@
 //! Faults under load: etcd members and leaders killed, etcd paused and
 //! killed, replicas killed, the server killed with -9 over and over and
 //! stopped with SIGTERM, etcd down when the server starts, a handler that
-//! panics, and more requests than the server admits. Writers and watchers
+//! panics, more requests than the server admits, and the embedded store's
+//! disk full. Writers and watchers
 //! (see `load.rs`) run through each; every scenario asserts that no
 //! acknowledged write is missing from any watcher, that no watch event
 //! repeats or comes out of order, that no watcher has to re-list, and that
@@ -36,7 +37,11 @@ struct Node {
 
 impl Node {
     fn start(extra: &[&str]) -> Node {
-        let dir = tempfile::tempdir().unwrap();
+        Node::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// A node whose data lives in `dir`.
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Node {
         let port = testkit::free_port().unwrap().to_string();
         let mut args: Vec<String> = vec!["--data-dir".into(), dir.path().to_str().unwrap().into()];
         args.extend(["--secure-port".to_string(), port]);
@@ -401,4 +406,95 @@ async fn overload_is_refused_with_429_and_slow_requests_time_out() {
     }
     etcd.resume().unwrap();
     assert_eq!(user.call("GET", &format!("{DBS}/a"), None).await.unwrap().code, 200, "places are given back");
+}
+
+/// A small tmpfs mounted on a temporary directory (unmounted when dropped).
+struct SmallDisk {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl SmallDisk {
+    /// `None` where this process may not mount (not root, or no such
+    /// privilege in the sandbox).
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk { dir: Some(dir) })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.as_ref().map(|d| d.path()).expect("mounted")
+    }
+
+    /// Fills what is left with one file, until the disk refuses a byte.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        for _ in 0..64 * 1024 {
+            if f.write_all(&[0]).is_err() {
+                break;
+            }
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = std::process::Command::new("umount").arg("-l").arg(dir.path()).status();
+        }
+    }
+}
+
+/// The embedded store's disk fills up under writers and watchers: every
+/// write fails with a 500 Status that says so and none of them shows up
+/// anywhere; reads and watches go on; once there is room again, writes
+/// succeed with no restart, and a restarted server serves every
+/// acknowledged write. Skipped (with a line saying so) where tmpfs cannot
+/// be mounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_survives_a_full_disk() {
+    let _serial = SERIAL.lock().await;
+    let Some(disk) = SmallDisk::mount("64m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let data = tempfile::tempdir_in(disk.path()).unwrap();
+    let mut node = Node::start_in(data, &[]);
+    serve_tpr(&[node.server()]);
+    let targets = Targets::of(&[node.server()]);
+    let load = Load::start(&targets, 4, 2).await;
+    load.progress(50).await;
+    let filler = blocking(|| disk.fill());
+    // Writes now fail; wait for a few refusals.
+    let began = Instant::now();
+    while load.writes.lock().unwrap().failures.len() < 10 {
+        assert!(began.elapsed() < Duration::from_secs(20), "writes still succeed on a full disk");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let list = node.server().curl(&[], DBS);
+    assert_eq!(list.code, 200, "reads go on on a full disk: {}", list.body);
+    std::fs::remove_file(filler).unwrap();
+    let recovered = load.progress(50).await;
+    eprintln!("full disk: writes succeed again {recovered:?} after the room came back");
+    let report = load.stop().await;
+    report.check("full disk", |f| {
+        f.is_status && f.code == 500 && f.reason == "InternalError" && f.message.contains("disk is full")
+    });
+    // A restart serves the history: the last acknowledged write is there.
+    let last = *report.writes.acked.keys().next_back().expect("acknowledged writes");
+    node.kill();
+    blocking(|| node.restart());
+    let list = node.server().curl(&[], DBS);
+    let rv: u64 = common::json(&list)["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    assert!(rv >= last, "the restarted server is at {rv}, before the last acknowledged write {last}");
+    node.kill();
 }
