@@ -93,8 +93,8 @@ fn seed_examples_work_with_curl_on_etcd() {
 }
 
 /// An error answered while curl is still uploading reaches it whole, whatever
-/// answers it (the handler's 413 and 415, the router's 404, the filters' 401,
-/// 403 and 406): the server reads the rest of the body first. A client told
+/// answers it (the handlers' 413 and 415 for POST, PUT, PATCH and DELETE, the
+/// router's 404, the filters' 401, 403 and 406): the server reads the rest of the body first. A client told
 /// "no" mid-upload stops sending, and curl then drops the answer's body with
 /// the stream (seen as "HTTP/2 stream 1 was not closed cleanly").
 #[test]
@@ -112,19 +112,22 @@ fn errors_answered_mid_upload_reach_curl_whole() {
             .unwrap();
         format!("@{}", path.display())
     };
+    let one = format!("{dbs}/my-new-mysql-db");
     // Over the 3 MiB bound, and under it (read only when the request gets that far).
     let (big, medium) = (body("big", 4 << 20), body("medium", 2 << 20));
     /// A request refused before its body is read, and the answer curl must see.
     struct Case<'a> {
         anonymous: bool,
+        method: &'a str,
         path: &'a str,
         header: Option<&'a str>,
         data: &'a str,
         codes: &'a [u16],
         reason: &'a str,
     }
-    let refused = |path, header, data, code: &'static [u16], reason| Case {
+    let refused = |method, path, header, data, code: &'static [u16], reason| Case {
         anonymous: false,
+        method,
         path,
         header,
         data,
@@ -132,28 +135,39 @@ fn errors_answered_mid_upload_reach_curl_whole() {
         reason,
     };
     let cases = [
-        refused(dbs, None, &big, &[413], "RequestEntityTooLarge"),
-        refused("/apis/prsn.io/stable/v1/namespaces/default/nosuchthings", None, &medium, &[404], "NotFound"),
-        refused(dbs, Some("Content-Type: text/plain"), &medium, &[415], "UnsupportedMediaType"),
-        refused(dbs, Some("Accept: application/vnd.kubernetes.protobuf"), &medium, &[406], "NotAcceptable"),
-        Case { anonymous: true, path: dbs, header: None, data: &medium, codes: &[401, 403], reason: "" },
+        refused("POST", dbs, None, &big, &[413], "RequestEntityTooLarge"),
+        refused("DELETE", &one, None, &big, &[413], "RequestEntityTooLarge"),
+        refused("POST", "/apis/prsn.io/stable/v1/namespaces/default/nosuchthings", None, &medium, &[404], "NotFound"),
+        refused("POST", dbs, Some("Content-Type: text/plain"), &medium, &[415], "UnsupportedMediaType"),
+        refused("PUT", &one, Some("Content-Type: text/plain"), &medium, &[415], "UnsupportedMediaType"),
+        refused("PATCH", &one, Some("Content-Type: text/plain"), &medium, &[415], "UnsupportedMediaType"),
+        refused("POST", dbs, Some("Accept: application/vnd.kubernetes.protobuf"), &medium, &[406], "NotAcceptable"),
+        Case {
+            anonymous: true,
+            method: "POST",
+            path: dbs,
+            header: None,
+            data: &medium,
+            codes: &[401, 403],
+            reason: "",
+        },
     ];
-    for Case { anonymous, path, header, data, codes, reason } in cases {
-        for _ in 0..5 {
-            let mut args = vec!["-d", data];
+    for Case { anonymous, method, path, header, data, codes, reason } in cases {
+        for _ in 0..3 {
+            let mut args = vec!["-X", method, "-d", data];
             if let Some(h) = header {
                 args.extend(["-H", h]);
             }
             let out = server.curl_as(anonymous, &args, path);
             let status: serde_json::Value = serde_json::from_str(&out.body).unwrap_or_else(|e| {
-                panic!("{path} {header:?}: not JSON ({e}): {} {} {}", out.code, out.body, out.stderr)
+                panic!("{method} {path} {header:?}: not JSON ({e}): {} {} {}", out.code, out.body, out.stderr)
             });
-            assert!(codes.contains(&out.code), "{path} {header:?}: {} {}", out.code, out.body);
+            assert!(codes.contains(&out.code), "{method} {path} {header:?}: {} {}", out.code, out.body);
             assert_eq!(status["code"], out.code, "{}", out.body);
             if !reason.is_empty() {
                 assert_eq!(status["reason"], reason, "{}", out.body);
             }
-            assert_eq!(out.stderr, "", "{path} {header:?}: curl reports no error");
+            assert_eq!(out.stderr, "", "{method} {path} {header:?}: curl reports no error");
         }
     }
     // Nothing was created by any of them.
