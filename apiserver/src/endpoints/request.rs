@@ -99,11 +99,16 @@ const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// answer goes out: a client that receives an error while still sending (curl
 /// does) stops its upload and may drop the answer's body with the stream.
 /// Waits at most [`DRAIN_WAIT`] and [`DISCARD_LIMIT`] bytes; the rest of a
-/// slower upload is drained in the background ([`discard`]), and a larger one
-/// is reset.
+/// slower upload is drained in the background ([`discard`]). A body declared
+/// larger than that is not waited for (the answer goes out at once, and the
+/// stream is reset after [`DISCARD_LIMIT`] bytes); nor is one that turns out
+/// larger.
 pub async fn drain(mut body: Incoming) {
     if hyper::body::Body::is_end_stream(&body) {
         return;
+    }
+    if hyper::body::Body::size_hint(&body).lower() > DISCARD_LIMIT as u64 {
+        return discard(body);
     }
     let until = tokio::time::Instant::now() + DRAIN_WAIT;
     let mut seen = 0usize;
