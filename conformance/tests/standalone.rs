@@ -277,6 +277,36 @@ fn core_types(backend: Backend) {
     assert_eq!(json(&s.curl(&[], "/api/v1/namespaces/default/configmaps/pb"))["data"], json!({"k": "v"}));
     assert_eq!(proto(b"k8s\0\xff\xff\xff", "/api/v1/namespaces/default/configmaps"), 400);
     assert_eq!(proto(&envelope("apps/v1", "Deployment", &[]), "/api/v1/namespaces/default/configmaps"), 415);
+    // A delete's DeleteOptions in each media type clients send: protobuf (client-go's typed
+    // clients), YAML, JSON; a precondition that does not hold is a 409, and others a 415.
+    let delete = |ct: &str, body: &[u8]| {
+        let file = s.data_dir().join("options.body");
+        std::fs::write(&file, body).unwrap();
+        let data = format!("@{}", file.display());
+        let out = s.curl(
+            &["-X", "DELETE", "-H", &format!("Content-Type: {ct}"), "--data-binary", &data],
+            "/api/v1/namespaces/default/configmaps/pb",
+        );
+        (out.code, json(&out))
+    };
+    // DeleteOptions{preconditions{uid: "nope"}, propagationPolicy: "Background"}
+    const PB: &str = "application/vnd.kubernetes.protobuf";
+    let wrong_uid = [
+        0x12, 0x06, 0x0a, 0x04, b'n', b'o', b'p', b'e', 0x22, 0x0a, b'B', b'a', b'c', b'k', b'g', b'r', b'o', b'u',
+        b'n', b'd',
+    ];
+    let (code, status) = delete(PB, &envelope("v1", "DeleteOptions", &wrong_uid));
+    assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")), "{status}");
+    let (code, status) = delete("text/plain", b"{}");
+    assert_eq!((code, status["reason"].as_str()), (415, Some("UnsupportedMediaType")), "{status}");
+    let (code, status) = delete(PB, &envelope("v1", "ConfigMap", &configmap));
+    assert_eq!(code, 400, "{status}");
+    let (code, status) = delete("application/yaml", b"preconditions:\n  uid: nope\n");
+    assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")), "{status}");
+    // DeleteOptions{gracePeriodSeconds: 0}
+    let (code, deleted) = delete(PB, &envelope("v1", "DeleteOptions", &[0x08, 0x00]));
+    assert_eq!(code, 200, "{deleted}");
+    assert_eq!(s.curl(&[], "/api/v1/namespaces/default/configmaps/pb").code, 404);
     // A TPR may not take a built-in group.
     let tpr = json!({"apiVersion": "extensions/v1beta1", "kind": "ThirdPartyResource", "metadata": {"name": "lease.coordination.k8s.io"}, "versions": [{"name": "v1"}]});
     assert_eq!(post(s, "/apis/extensions/v1beta1/thirdpartyresources", &tpr).code, 409);

@@ -74,13 +74,41 @@ struct DeleteOptions {
 
 /// DeleteOptions from the body, if any, and the query. Fields of the wrong
 /// type are a 400, as kube-apiserver's decoder answers.
+/// A DeleteOptions body in its media type: JSON (also under curl's form
+/// default), YAML, or the protobuf client-go's typed clients send; others are
+/// a 415, as kube-apiserver answers.
+fn decode_options(parts: &http::request::Parts, raw: &[u8]) -> Result<Value, ApiError> {
+    let ct = request::content_type(parts);
+    match ct.as_str() {
+        "" | "application/json" | "application/x-www-form-urlencoded" | "*/*" => crate::limits::parse_body(raw),
+        "application/yaml" => {
+            let text = std::str::from_utf8(raw).map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
+            let parsed = super::yaml::to_json(text)
+                .map_err(|e| ApiError::bad_request(format!("the body is not valid YAML: {e}")))?;
+            crate::limits::check_body(&parsed.value)?;
+            Ok(parsed.value)
+        }
+        super::protobuf::PROTOBUF => match super::protobuf::decode(raw)? {
+            opts if opts["kind"] == "DeleteOptions" => Ok(opts),
+            other => Err(ApiError::bad_request(format!(
+                "the body of a delete must be DeleteOptions, not {}",
+                other["kind"].as_str().unwrap_or_default()
+            ))),
+        },
+        _ => Err(ApiError::unsupported_media_type(
+            &ct,
+            &["application/json", "application/yaml", super::protobuf::PROTOBUF],
+        )),
+    }
+}
+
 async fn delete_options(
     parts: &http::request::Parts,
     body: Incoming,
     q: &std::collections::HashMap<String, String>,
 ) -> Result<DeleteOptions, ApiError> {
     let raw = request::read_bytes(parts, body).await?;
-    let opts = if raw.iter().all(u8::is_ascii_whitespace) { json!({}) } else { crate::limits::parse_body(&raw)? };
+    let opts = if raw.iter().all(u8::is_ascii_whitespace) { json!({}) } else { decode_options(parts, &raw)? };
     let bad = |field: &str, want: &str| {
         ApiError::bad_request(format!(
             "DeleteOptions cannot be handled: json: cannot unmarshal into Go struct field DeleteOptions.{field} of type {want}"

@@ -1,6 +1,7 @@
 //! Protobuf request bodies of the built-in types (`application/vnd.kubernetes.protobuf`).
 //! kubectl's typed commands (`create namespace`, `create configmap`,
-//! `create secret`, `auth can-i`) and client-go's typed clients send them:
+//! `create secret`, `auth can-i`) and client-go's typed clients send them,
+//! with the `DeleteOptions` of their deletes:
 //! the `k8s\0` envelope around a `runtime.Unknown` holding the object. They
 //! are read into the same JSON object a JSON client would send (messages
 //! declared with `prost`, the field numbers of k8s.io/api's generated.proto);
@@ -268,6 +269,32 @@ struct RulesReviewSpec {
     namespace: Option<String>,
 }
 
+/// `meta.v1.DeleteOptions`, as client-go's typed clients send it with a
+/// delete (in every group version).
+#[derive(Clone, PartialEq, Message)]
+struct DeleteOptions {
+    #[prost(int64, optional, tag = "1")]
+    grace_period_seconds: Option<i64>,
+    #[prost(message, optional, tag = "2")]
+    preconditions: Option<Preconditions>,
+    #[prost(bool, optional, tag = "3")]
+    orphan_dependents: Option<bool>,
+    #[prost(string, optional, tag = "4")]
+    propagation_policy: Option<String>,
+    #[prost(string, repeated, tag = "5")]
+    dry_run: Vec<String>,
+    #[prost(bool, optional, tag = "6")]
+    ignore_store_read_error_with_cluster_breaking_potential: Option<bool>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Preconditions {
+    #[prost(string, optional, tag = "1")]
+    uid: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    resource_version: Option<String>,
+}
+
 /// A JSON object of the fields that are set (proto2 writes empty strings; JSON omits them).
 #[derive(Default)]
 struct Fields(Map<String, Value>);
@@ -471,6 +498,24 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             let spec = Fields::default().text("namespace", &r.spec.unwrap_or_default().namespace).done();
             json!({"metadata": meta(&r.metadata), "spec": spec})
         }
+        (_, "DeleteOptions") => {
+            let d = DeleteOptions::decode(raw).map_err(bad)?;
+            let pre = d
+                .preconditions
+                .map(|p| Fields::default().text("uid", &p.uid).text("resourceVersion", &p.resource_version).done());
+            let dry_run = (!d.dry_run.is_empty()).then(|| json!(d.dry_run));
+            Fields::default()
+                .value("gracePeriodSeconds", d.grace_period_seconds.map(Value::from))
+                .value("preconditions", pre)
+                .value("orphanDependents", d.orphan_dependents.map(Value::from))
+                .text("propagationPolicy", &d.propagation_policy)
+                .value("dryRun", dry_run)
+                .value(
+                    "ignoreStoreReadErrorWithClusterBreakingPotential",
+                    d.ignore_store_read_error_with_cluster_breaking_potential.map(Value::from),
+                )
+                .done()
+        }
         _ => return Err(unsupported(&format!("{api_version} {kind}"))),
     };
     obj["apiVersion"] = json!(api_version);
@@ -489,6 +534,29 @@ mod tests {
             content_encoding: Some(String::new()),
         };
         [MAGIC.to_vec(), u.encode_to_vec()].concat()
+    }
+
+    #[test]
+    fn delete_options_read_as_json() {
+        let d = DeleteOptions {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions { uid: Some("u-1".into()), resource_version: Some("7".into()) }),
+            orphan_dependents: None,
+            propagation_policy: Some("Background".into()),
+            dry_run: vec!["All".into()],
+            ignore_store_read_error_with_cluster_breaking_potential: None,
+        };
+        let v = decode(&envelope("coordination.k8s.io/v1", "DeleteOptions", d.encode_to_vec())).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                "preconditions": {"uid": "u-1", "resourceVersion": "7"}, "propagationPolicy": "Background",
+                "dryRun": ["All"],
+            })
+        );
+        let empty = decode(&envelope("v1", "DeleteOptions", Vec::new())).unwrap();
+        assert_eq!(empty, json!({"apiVersion": "v1", "kind": "DeleteOptions"}));
     }
 
     #[test]
