@@ -175,3 +175,53 @@ fn errors_answered_mid_upload_reach_curl_whole() {
     let list: serde_json::Value = serde_json::from_str(&out.body).unwrap();
     assert_eq!(list["items"], serde_json::json!([]), "{}", out.body);
 }
+
+/// YAML bodies, as kube-apiserver reads them (`curl --data-binary @obj.yaml -H
+/// 'Content-Type: application/yaml'`): a create and an update answer JSON,
+/// and duplicate keys follow `fieldValidation` like JSON's.
+#[test]
+fn yaml_bodies_create_and_update() {
+    let (server, dir) = start(&[]);
+    let out = server.curl(
+        &["-H", "Content-Type: application/json", "-d", SEED_TPR],
+        "/apis/extensions/v1beta1/thirdpartyresources",
+    );
+    assert_eq!(out.code, 201, "create TPR: {}", out.body);
+    let dbs = "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs";
+    let yaml = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        format!("@{}", path.display())
+    };
+    let send = |method: &str, path: &str, body: &str| {
+        let out = server.curl(&["-X", method, "-H", "Content-Type: application/yaml", "--data-binary", body], path);
+        let v: serde_json::Value = serde_json::from_str(&out.body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {} {}", out.body, out.stderr));
+        (out.code, v)
+    };
+    let create = yaml(
+        "create.yaml",
+        "apiVersion: prsn.io/stable/v1\nkind: MysqlDb\nmetadata:\n  name: from-yaml\n  labels:\n    tier: db\nengine_version: 5.6.23\nsizes: [small, huge]\n",
+    );
+    let (code, created) = send("POST", dbs, &create);
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["engine_version"], "5.6.23");
+    assert_eq!(created["sizes"], serde_json::json!(["small", "huge"]));
+    assert_eq!(created["metadata"]["labels"]["tier"], "db");
+    let rv = created["metadata"]["resourceVersion"].as_str().unwrap();
+    let update = yaml(
+        "update.yaml",
+        &format!("apiVersion: prsn.io/stable/v1\nkind: MysqlDb\nmetadata:\n  name: from-yaml\n  resourceVersion: \"{rv}\"\nengine_version: \"5.7\"\n"),
+    );
+    let (code, updated) = send("PUT", &format!("{dbs}/from-yaml"), &update);
+    assert_eq!(code, 200, "{updated}");
+    assert_eq!(updated["engine_version"], "5.7");
+    let (code, stale) = send("PUT", &format!("{dbs}/from-yaml"), &update);
+    assert_eq!((code, stale["reason"].as_str()), (409, Some("Conflict")), "{stale}");
+    let twice = yaml("twice.yaml", "metadata:\n  name: twice\nsize: a\nsize: b\n");
+    let (code, refused) = send("POST", &format!("{dbs}?fieldValidation=Strict"), &twice);
+    assert_eq!(code, 400, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("duplicate field"), "{refused}");
+    let (code, bad) = send("POST", dbs, &yaml("bad.yaml", "metadata: [\n"));
+    assert_eq!((code, bad["reason"].as_str()), (400, Some("BadRequest")), "{bad}");
+}

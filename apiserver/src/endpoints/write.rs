@@ -144,6 +144,19 @@ async fn read_json_body(
         "" | "application/json" | "application/x-www-form-urlencoded" | "*/*" => {
             request::read_json_raw(parts, body).await?
         }
+        // As kube-apiserver reads them (`curl --data-binary @obj.yaml`).
+        "application/yaml" => {
+            let bytes = request::read_bytes(parts, body).await?;
+            let text =
+                std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the request body is not UTF-8 text"))?;
+            let parsed = super::yaml::to_json(text)
+                .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?;
+            crate::limits::check_body(&parsed.value)?;
+            let mut obj = parsed.value;
+            let mut warnings = validation.check_duplicates(parsed.duplicates)?;
+            warnings.extend(validation.check_object(&mut obj, known)?);
+            return Ok((obj, warnings));
+        }
         // kubectl's typed commands send built-in objects as protobuf.
         super::protobuf::PROTOBUF => {
             let obj = super::protobuf::decode(&request::read_bytes(parts, body).await?)?;
@@ -154,7 +167,10 @@ async fn read_json_body(
             // Read the body out first: dropped unread, it would reset the
             // stream before the answer is out.
             request::drain(body).await;
-            return Err(ApiError::unsupported_media_type(&ct, &["application/json"]));
+            return Err(ApiError::unsupported_media_type(
+                &ct,
+                &["application/json", "application/yaml", super::protobuf::PROTOBUF],
+            ));
         }
     };
     let warnings = validation.check(&raw, &mut obj, known)?;

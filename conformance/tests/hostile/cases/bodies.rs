@@ -98,6 +98,12 @@ pub fn cases(g: &mut Gen, obj: &str) {
             body.as_bytes(),
         );
     }
+    // The same YAML as create bodies (`Content-Type: application/yaml`), but
+    // for those that are objects one may create.
+    let creatable = ["managedFields", "other name"];
+    for (what, body) in yaml.iter().filter(|(what, _)| !creatable.contains(what)) {
+        g.req(format!("create YAML: {what}"), "POST", DBS, &[("Content-Type", "application/yaml")], body.as_bytes());
+    }
     g.patch("apply without fieldManager", obj, "application/apply-patch+yaml", b"metadata:\n  name: a\n");
     g.patch(
         "apply binary",
