@@ -225,3 +225,36 @@ fn yaml_bodies_create_and_update() {
     let (code, bad) = send("POST", dbs, &yaml("bad.yaml", "metadata: [\n"));
     assert_eq!((code, bad["reason"].as_str()), (400, Some("BadRequest")), "{bad}");
 }
+
+/// JSON answers are indented for people, as kube-apiserver indents them:
+/// for curl (and Wget, browsers) unless `pretty=false`, and for anyone with
+/// `pretty=true`; a watch stays one event per line.
+#[test]
+fn json_is_indented_for_people() {
+    let (server, _dir) = start(&[]);
+    let out = server.curl(
+        &["-H", "Content-Type: application/json", "-d", SEED_TPR],
+        "/apis/extensions/v1beta1/thirdpartyresources",
+    );
+    assert_eq!(out.code, 201, "create TPR: {}", out.body);
+    let dbs = "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs";
+    let out = server.curl(&["-d", SEED_OBJECT], dbs);
+    assert_eq!(out.code, 201, "{}", out.body);
+    let indented = |body: &str| body.starts_with("{\n  \"") && body.contains("\": ");
+    let as_json = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap();
+    for path in [format!("{dbs}/my-new-mysql-db"), dbs.to_string(), format!("{dbs}/missing"), "/apis".to_string()] {
+        let curl = server.curl(&[], &path);
+        assert!(indented(&curl.body), "curl {path}: {}", curl.body);
+        let compact = server.curl(&[], &format!("{path}?pretty=false"));
+        assert!(!compact.body.contains('\n'), "curl {path}?pretty=false: {}", compact.body);
+        let program = server.curl(&["-A", "kubectl/v1.32.0"], &path);
+        assert!(!program.body.contains('\n'), "kubectl's agent {path}: {}", program.body);
+        let asked = server.curl(&["-A", "kubectl/v1.32.0"], &format!("{path}?pretty=true"));
+        assert!(indented(&asked.body), "pretty=true {path}: {}", asked.body);
+        assert_eq!(as_json(&curl.body), as_json(&compact.body), "{path}: the same answer");
+    }
+    let watch = server.curl(&[], &format!("{dbs}?watch=true&timeoutSeconds=1"));
+    let lines: Vec<&str> = watch.body.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", watch.body);
+    assert_eq!(as_json(lines[0])["type"], "ADDED");
+}

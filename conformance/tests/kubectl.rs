@@ -51,7 +51,7 @@ fn tpr_and_objects_through_kubectl(backend: Backend) {
     // The same object through the other version of the same TPR.
     let out = s.curl(&[], "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs/orders");
     assert_eq!(out.code, 200, "{}", out.body);
-    assert!(out.body.contains("\"apiVersion\":\"prsn.io/stable/v1\""), "{}", out.body);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out.body).unwrap()["apiVersion"], "prsn.io/stable/v1");
     let out = kubectl(s, &["explain", "mysqldbs"], None);
     assert!(out.contains("KIND:       MysqlDb"), "{out}");
     // kubectl patch with a merge and a JSON patch.
@@ -131,7 +131,8 @@ fn tables_over_http(backend: Backend) {
     assert!(!out.body.contains("\"object\""), "{}", out.body);
     let beta = "Accept: application/json;as=Table;v=v1beta1;g=meta.k8s.io";
     let out = s.curl(&["-H", beta], "/apis/prsn.io/v1/namespaces/default/mysqldbs");
-    assert!(out.body.contains("\"apiVersion\":\"meta.k8s.io/v1beta1\""), "{}", out.body);
+    let t: serde_json::Value = serde_json::from_str(&out.body).unwrap();
+    assert_eq!(t["apiVersion"], "meta.k8s.io/v1beta1", "{}", out.body);
     let only_metadata = "Accept: application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io";
     let out = s.curl(&["-H", only_metadata], "/apis/prsn.io/v1/namespaces/default/mysqldbs");
     assert_eq!(out.code, 406, "{}", out.body);

@@ -11,6 +11,7 @@ pub mod documents;
 pub mod list_stream;
 pub mod negotiate;
 pub mod patch;
+pub mod pretty;
 pub mod protobuf;
 pub mod read;
 pub mod request;

@@ -1,5 +1,6 @@
 //! The first filter: makes the request's [`RequestContext`] (an audit id,
-//! when it began, what it is) for the others and the endpoints.
+//! when it began, what it is) for the others and the endpoints; indents
+//! JSON answers for people (`pretty`, curl: see [`crate::endpoints::pretty`]).
 
 use std::sync::Arc;
 
@@ -26,7 +27,13 @@ impl Filter for RequestInfoFilter {
         let info = RequestInfo::resolve(req.method(), req.uri(), &self.served);
         let ctx = Arc::new(RequestContext::new(req.uri().clone(), info));
         req.extensions_mut().insert(ctx.clone());
+        // A watch's stream stays one event per line.
+        let watch = matches!(&ctx.info.route, crate::endpoints::routing::Route::Resource(r) if r.watch);
+        let pretty = !watch && crate::endpoints::pretty::wanted(req.uri(), req.headers());
         let mut resp = next.run(req).await;
+        if pretty {
+            resp = crate::endpoints::pretty::indent(resp);
+        }
         let mut id = uuid::Uuid::encode_buffer();
         if let Ok(mut v) = HeaderValue::from_str(ctx.audit_id.hyphenated().encode_lower(&mut id)) {
             // Never indexed by HPACK: each id is new, and indexing it would
