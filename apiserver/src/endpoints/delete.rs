@@ -72,8 +72,6 @@ struct DeleteOptions {
     ignore_read_errors: bool,
 }
 
-/// DeleteOptions from the body, if any, and the query. Fields of the wrong
-/// type are a 400, as kube-apiserver's decoder answers.
 /// A DeleteOptions body in its media type: JSON (also under curl's form
 /// default), YAML, or the protobuf client-go's typed clients send; others are
 /// a 415, as kube-apiserver answers.
@@ -102,6 +100,8 @@ fn decode_options(parts: &http::request::Parts, raw: &[u8]) -> Result<Value, Api
     }
 }
 
+/// DeleteOptions from the body, if any, and the query. Fields of the wrong
+/// type are a 400, as kube-apiserver's decoder answers.
 async fn delete_options(
     parts: &http::request::Parts,
     body: Incoming,
