@@ -21,19 +21,34 @@ fn start(extra: &[&str]) -> (Server, tempfile::TempDir) {
     (Server::start(&testkit::apiserver_binary(), &args).unwrap(), dir)
 }
 
+/// Where the seed's objects live.
+const SEED_DBS: &str = "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs";
+
+/// Creates the seed's TPR with curl.
+fn create_seed_tpr(server: &Server) {
+    let out = server.curl(
+        &["-H", "Content-Type: application/json", "-d", SEED_TPR],
+        "/apis/extensions/v1beta1/thirdpartyresources",
+    );
+    assert_eq!(out.code, 201, "create TPR: {}", out.body);
+}
+
+/// Writes `text` to `name` in `dir`; curl's `@file` for it.
+fn data_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    format!("@{}", path.display())
+}
+
 fn seed_examples(server: &Server) {
     for path in ["/healthz", "/livez", "/readyz"] {
         let out = server.curl_as(true, &[], path);
         assert_eq!(out.body, "ok", "curl {path}: {}", out.stderr);
     }
     // The TPR, with curl.
-    let out = server.curl(
-        &["-H", "Content-Type: application/json", "-d", SEED_TPR],
-        "/apis/extensions/v1beta1/thirdpartyresources",
-    );
-    assert_eq!(out.code, 201, "create TPR: {}", out.body);
+    create_seed_tpr(server);
     // The seed's object, posted at once to the new type.
-    let out = server.curl(&["-d", SEED_OBJECT], "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs");
+    let out = server.curl(&["-d", SEED_OBJECT], SEED_DBS);
     assert_eq!(out.code, 201, "create object: {} {}", out.body, out.stderr);
     let created: serde_json::Value = serde_json::from_str(&out.body).unwrap();
     assert_eq!(created["kind"], "MysqlDb");
@@ -94,23 +109,18 @@ fn seed_examples_work_with_curl_on_etcd() {
 
 /// An error answered while curl is still uploading reaches it whole, whatever
 /// answers it (the handlers' 413 and 415 for POST, PUT, PATCH and DELETE, the
-/// router's 404, the filters' 401, 403 and 406): the server reads the rest of the body first. A client told
-/// "no" mid-upload stops sending, and curl then drops the answer's body with
-/// the stream (seen as "HTTP/2 stream 1 was not closed cleanly").
+/// router's 404, the filters' 401, 403 and 406): the server reads the rest of
+/// the body first. A client told "no" mid-upload stops sending, and curl then
+/// drops the answer's body with the stream (seen as "HTTP/2 stream 1 was not
+/// closed cleanly").
 #[test]
 fn errors_answered_mid_upload_reach_curl_whole() {
     let (server, dir) = start(&[]);
-    let out = server.curl(
-        &["-H", "Content-Type: application/json", "-d", SEED_TPR],
-        "/apis/extensions/v1beta1/thirdpartyresources",
-    );
-    assert_eq!(out.code, 201, "create TPR: {}", out.body);
-    let dbs = "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs";
+    create_seed_tpr(&server);
+    let dbs = SEED_DBS;
     let body = |name: &str, bytes: usize| {
-        let path = dir.path().join(format!("{name}.json"));
-        std::fs::write(&path, format!("{{\"metadata\":{{\"name\":\"{name}\"}},\"blob\":\"{}\"}}", "x".repeat(bytes)))
-            .unwrap();
-        format!("@{}", path.display())
+        let json = format!("{{\"metadata\":{{\"name\":\"{name}\"}},\"blob\":\"{}\"}}", "x".repeat(bytes));
+        data_file(&dir, &format!("{name}.json"), &json)
     };
     let one = format!("{dbs}/my-new-mysql-db");
     // Over the 3 MiB bound, and under it (read only when the request gets that far).
@@ -182,17 +192,9 @@ fn errors_answered_mid_upload_reach_curl_whole() {
 #[test]
 fn yaml_bodies_create_and_update() {
     let (server, dir) = start(&[]);
-    let out = server.curl(
-        &["-H", "Content-Type: application/json", "-d", SEED_TPR],
-        "/apis/extensions/v1beta1/thirdpartyresources",
-    );
-    assert_eq!(out.code, 201, "create TPR: {}", out.body);
-    let dbs = "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs";
-    let yaml = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        format!("@{}", path.display())
-    };
+    create_seed_tpr(&server);
+    let dbs = SEED_DBS;
+    let yaml = |name: &str, text: &str| data_file(&dir, name, text);
     let send = |method: &str, path: &str, body: &str| {
         let out = server.curl(&["-X", method, "-H", "Content-Type: application/yaml", "--data-binary", body], path);
         let v: serde_json::Value = serde_json::from_str(&out.body)
@@ -232,12 +234,8 @@ fn yaml_bodies_create_and_update() {
 #[test]
 fn json_is_indented_for_people() {
     let (server, _dir) = start(&[]);
-    let out = server.curl(
-        &["-H", "Content-Type: application/json", "-d", SEED_TPR],
-        "/apis/extensions/v1beta1/thirdpartyresources",
-    );
-    assert_eq!(out.code, 201, "create TPR: {}", out.body);
-    let dbs = "/apis/prsn.io/stable/v1/namespaces/default/mysqldbs";
+    create_seed_tpr(&server);
+    let dbs = SEED_DBS;
     let out = server.curl(&["-d", SEED_OBJECT], dbs);
     assert_eq!(out.code, 201, "{}", out.body);
     let indented = |body: &str| body.starts_with("{\n  \"") && body.contains("\": ");
