@@ -79,13 +79,7 @@ fn decode_options(parts: &http::request::Parts, raw: &[u8]) -> Result<Value, Api
     let ct = request::content_type(parts);
     match ct.as_str() {
         "" | "application/json" | "application/x-www-form-urlencoded" | "*/*" => crate::limits::parse_body(raw),
-        "application/yaml" => {
-            let text = std::str::from_utf8(raw).map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
-            let parsed = super::yaml::to_json(text)
-                .map_err(|e| ApiError::bad_request(format!("the body is not valid YAML: {e}")))?;
-            crate::limits::check_body(&parsed.value)?;
-            Ok(parsed.value)
-        }
+        "application/yaml" => Ok(super::yaml::parse_body(raw, "the request body")?.value),
         super::protobuf::PROTOBUF => match super::protobuf::decode(raw)? {
             opts if opts["kind"] == "DeleteOptions" => Ok(opts),
             other => Err(ApiError::bad_request(format!(

@@ -32,9 +32,7 @@ pub fn parse_apply(body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
             Err(_) => {} // YAML's flow style, perhaps
         }
     }
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the apply body is not UTF-8 text"))?;
-    let parsed = crate::endpoints::yaml::to_json(text)
-        .map_err(|e| ApiError::bad_request(format!("the apply body is not valid YAML: {e}")))?;
+    let parsed = crate::endpoints::yaml::parse_body(body, "the apply body")?;
     if !parsed.value.is_object() {
         return Err(ApiError::bad_request("the apply body must be an object"));
     }

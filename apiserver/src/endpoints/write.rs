@@ -146,12 +146,7 @@ async fn read_json_body(
         }
         // As kube-apiserver reads them (`curl --data-binary @obj.yaml`).
         "application/yaml" => {
-            let bytes = request::read_bytes(parts, body).await?;
-            let text =
-                std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the request body is not UTF-8 text"))?;
-            let parsed = super::yaml::to_json(text)
-                .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?;
-            crate::limits::check_body(&parsed.value)?;
+            let parsed = super::yaml::parse_body(&request::read_bytes(parts, body).await?, "the request body")?;
             let mut obj = parsed.value;
             let mut warnings = validation.check_duplicates(parsed.duplicates)?;
             warnings.extend(validation.check_object(&mut obj, known)?);

@@ -1,8 +1,9 @@
-//! YAML request bodies (server-side apply) to JSON values, in one linear
-//! pass over the parser's events (`yaml-rust2`, a pure-Rust YAML 1.2
-//! parser): nesting is refused at [`limits::MAX_DEPTH`] while parsing, and
-//! aliases may not expand the document beyond a small multiple of its size,
-//! so that neither deep nesting nor an alias bomb costs more than the body.
+//! YAML request bodies (server-side apply; creates, updates and DeleteOptions
+//! sent as `application/yaml`) to JSON values, in one linear pass over the
+//! parser's events (`yaml-rust2`, a pure-Rust YAML 1.2 parser): nesting is
+//! refused at [`limits::MAX_DEPTH`] while parsing, and aliases may not expand
+//! the document beyond a small multiple of its size, so that neither deep
+//! nesting nor an alias bomb costs more than the body.
 //! Scalars resolve as YAML 1.2's core schema (as `serde_yaml` did before);
 //! keys given twice are reported for field validation (the last one wins).
 
@@ -61,6 +62,14 @@ struct Frame {
     anchor: usize,
     /// Where it sits in its parent, for messages.
     at: String,
+}
+
+/// A YAML request body (the `what` of messages: "the apply body") as JSON:
+/// a 400 for text that is not UTF-8 or not YAML, or that breaks the bounds.
+pub fn parse_body(body: &[u8], what: &str) -> Result<Parsed, crate::status::ApiError> {
+    use crate::status::ApiError;
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request(format!("{what} is not UTF-8 text")))?;
+    to_json(text).map_err(|e| ApiError::bad_request(format!("{what} is not valid YAML: {e}")))
 }
 
 /// Parses one YAML document into JSON (an empty text is `null`).
