@@ -20,7 +20,8 @@
 //!   that keeps [`served`] (the served types and their watch caches) in step.
 //! - [`auth`]: credentials to users and the authorization modes;
 //!   [`aggregation`]: the host cluster (delegated reviews, APIServices).
-//! - Leaves: [`app`] (the shared state), [`identity`] (users, peers,
+//! - Leaves: [`app`] (the shared state), [`copy`] (long copies made in
+//!   short pieces), [`identity`] (users, peers,
 //!   request attributes), [`observe`] (metrics, audit log, store timing),
 //!   [`limits`] (what one request may make the server build), [`status`]
 //!   (errors and their `Status`), [`config`] (flags and start-up files).
@@ -31,6 +32,7 @@ pub mod app;
 pub mod auth;
 pub mod builtin;
 pub mod config;
+pub mod copy;
 pub mod endpoints;
 pub mod export;
 pub mod filters;

@@ -311,7 +311,8 @@ impl State {
         if self.done || (!self.initial_end_pending && !self.watcher.has_ready()) {
             return first;
         }
-        let mut buf = first.to_vec();
+        let mut buf = Vec::with_capacity(first.len().saturating_mul(4).min(BATCH_BYTES));
+        crate::copy::extend(&mut buf, &first);
         while buf.len() < BATCH_BYTES && !self.done {
             if self.initial_end_pending && !self.watcher.has_pending() {
                 self.initial_end_pending = false;
@@ -320,15 +321,15 @@ impl State {
             }
             match self.watcher.try_recv() {
                 Some(WatchItem::Event(e)) => match event_line(&self.params, &e) {
-                    Line::Send(l) => buf.extend_from_slice(&l),
+                    Line::Send(l) => crate::copy::extend(&mut buf, &l),
                     Line::Skip => {}
                     Line::End(l) => {
-                        buf.extend_from_slice(&l);
+                        crate::copy::extend(&mut buf, &l);
                         self.done = true;
                     }
                 },
                 Some(WatchItem::Bookmark(r)) if self.params.bookmarks => {
-                    buf.extend_from_slice(&bookmark(&self.params, r, false))
+                    crate::copy::extend(&mut buf, &bookmark(&self.params, r, false))
                 }
                 Some(WatchItem::Bookmark(_)) => {}
                 None => break,

@@ -85,7 +85,15 @@ impl<S: AsyncWrite + Unpin> Shared<S> {
     /// Writes everything buffered (without flushing the transport).
     fn write_buffered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.written < self.out.len() {
-            match Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]) {
+            let pending = &self.out[self.written..];
+            let wrote = if self.io.is_write_vectored() {
+                // In short pieces: rustls copies each into its record on its own.
+                let (slices, used) = crate::copy::io_slices(pending);
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..used])
+            } else {
+                Pin::new(&mut self.io).poll_write(cx, pending)
+            };
+            match wrote {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
                     self.written += n;
@@ -238,7 +246,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BatchedIo<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut shared = lock(&self.shared);
         let n = ready!(shared.room(cx))?.min(buf.len());
-        shared.out.extend_from_slice(&buf[..n]);
+        crate::copy::extend(&mut shared.out, &buf[..n]);
         Poll::Ready(Ok(n))
     }
 
@@ -252,7 +260,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BatchedIo<S> {
         let mut taken = 0;
         for buf in bufs {
             let n = room.min(buf.len());
-            shared.out.extend_from_slice(&buf[..n]);
+            crate::copy::extend(&mut shared.out, &buf[..n]);
             (room, taken) = (room - n, taken + n);
             if room == 0 {
                 break;
