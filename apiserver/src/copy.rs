@@ -6,8 +6,8 @@
 //! flood (events gathered into one frame, frames into the connection's write
 //! buffer, plaintext into TLS records) took a fifth of the server's samples;
 //! with every copy on the vector loop they took half that, and the delivery
-//! p99 of 10,000 watchers fell by a quarter (BENCHMARKS.md, issue 15, sixth
-//! session). Copying in pieces of [`PIECE`] bytes keeps each `memcpy` short.
+//! p99 of 10,000 watchers fell by about a fifth (BENCHMARKS.md, issue 15,
+//! sixth session). Copying in pieces of [`PIECE`] bytes keeps each `memcpy` short.
 
 use std::io::IoSlice;
 
