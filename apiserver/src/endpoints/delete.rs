@@ -87,10 +87,7 @@ fn decode_options(parts: &http::request::Parts, raw: &[u8]) -> Result<Value, Api
                 other["kind"].as_str().unwrap_or_default()
             ))),
         },
-        _ => Err(ApiError::unsupported_media_type(
-            &ct,
-            &["application/json", "application/yaml", super::protobuf::PROTOBUF],
-        )),
+        _ => Err(ApiError::unsupported_media_type(&ct, request::OBJECT_BODY_TYPES)),
     }
 }
 

@@ -147,6 +147,10 @@ pub fn discard(mut body: Incoming) {
     });
 }
 
+/// The media types an object body (create, update, DeleteOptions) may come
+/// in, as a 415 lists them.
+pub const OBJECT_BODY_TYPES: &[&str] = &["application/json", "application/yaml", super::protobuf::PROTOBUF];
+
 /// The media type of the request body (without parameters).
 pub fn content_type(parts: &http::request::Parts) -> String {
     parts

@@ -316,7 +316,7 @@ impl State {
         while buf.len() < BATCH_BYTES && !self.done {
             if self.initial_end_pending && !self.watcher.has_pending() {
                 self.initial_end_pending = false;
-                buf.extend_from_slice(&bookmark(&self.params, self.watcher.start_revision(), true));
+                crate::copy::extend(&mut buf, &bookmark(&self.params, self.watcher.start_revision(), true));
                 continue;
             }
             match self.watcher.try_recv() {

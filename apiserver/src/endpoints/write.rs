@@ -162,10 +162,7 @@ async fn read_json_body(
             // Read the body out first: dropped unread, it would reset the
             // stream before the answer is out.
             request::drain(body).await;
-            return Err(ApiError::unsupported_media_type(
-                &ct,
-                &["application/json", "application/yaml", super::protobuf::PROTOBUF],
-            ));
+            return Err(ApiError::unsupported_media_type(&ct, request::OBJECT_BODY_TYPES));
         }
     };
     let warnings = validation.check(&raw, &mut obj, known)?;
