@@ -2,7 +2,9 @@
 //! mode, `synchronous=FULL`), for a single machine.
 //!
 //! - [`schema`]: the tables (one `history` row per write, a tombstone per
-//!   delete) and the queries that read them at a revision.
+//!   delete, found by revision) and the queries that read them.
+//! - [`index`]: every key's revisions in memory, rebuilt when the store opens
+//!   (etcd's key index is the model): which row a read at a revision needs.
 //! - [`writer`]: one thread owns the write connection and groups every write
 //!   waiting in its queue into one durable commit (group commit).
 //! - [`watch`]: watchers catch up from the history on disk, then follow the
@@ -12,13 +14,14 @@
 //! (`bench/engine-compare`): it had the best durable commit rate with one
 //! writer and with batched writers, and fast prefix scans.
 
+mod index;
 mod schema;
 mod watch;
 mod writer;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -67,6 +70,8 @@ pub(crate) struct Shared {
     /// History below this revision is gone.
     compacted: AtomicI64,
     hub: broadcast::Sender<Arc<Committed>>,
+    /// Every key's revisions, the writer's uncommitted ones included.
+    index: RwLock<index::KeyIndex>,
     readers: Mutex<Vec<Connection>>,
     /// The runtime that opened the store, where answers are delivered.
     runtime: Option<tokio::runtime::Handle>,
@@ -95,6 +100,46 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The live object at `key` now.
+    fn latest(&self, conn: &Connection, key: String) -> Result<Option<KeyValue>> {
+        // A row goes missing only when a newer write and a compaction past it
+        // both landed since the revision was read: then read again.
+        for _ in 0..3 {
+            let revision = self.revision.load(Ordering::Acquire);
+            let Some(v) = schema::read_index(&self.index).before(&key, revision.saturating_add(1)).filter(|v| v.live)
+            else {
+                return Ok(None);
+            };
+            if let Some(kv) = schema::kv(conn, key.clone(), v)? {
+                return Ok(Some(kv));
+            }
+        }
+        Err(StorageError::Unavailable(format!("{key} kept changing while it was read")))
+    }
+
+    /// One page of a range read: the index names the rows, read in one snapshot.
+    fn range(&self, conn: &mut Connection, req: &RangeRequest) -> Result<RangeResponse> {
+        let current = self.revision.load(Ordering::Acquire);
+        let revision = req.revision.unwrap_or(current);
+        let page = {
+            let index = schema::read_index(&self.index);
+            // Read under the lock: rows leave the index together with this raising.
+            let compacted = self.compacted.load(Ordering::Acquire);
+            schema::check_readable(revision, current, compacted)?;
+            let start = req.start.as_deref().unwrap_or(&req.prefix);
+            index.live_at(start, &schema::range_end(&req.prefix), revision, req.limit)
+        };
+        match schema::in_snapshot(conn, |tx| schema::kvs(tx, page.found))? {
+            Some(kvs) => Ok(RangeResponse { kvs, revision, remaining: page.remaining }),
+            // A row went away since the index was read: compacted past `revision`.
+            None => {
+                Err(StorageError::Compacted { requested: revision, compacted: self.compacted.load(Ordering::Acquire) })
+            }
+        }
+    }
+}
+
 /// A [`Store`] in a local SQLite file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -118,12 +163,14 @@ impl EmbeddedStore {
         let path = cfg.dir.join("store.sqlite");
         let conn = schema::open_writer(&path)?;
         let (revision, compacted) = schema::read_meta(&conn)?;
+        let index = schema::load_index(&conn)?;
         let (hub, _) = broadcast::channel(HUB_CAPACITY);
         let shared = Arc::new(Shared {
             path,
             revision: AtomicI64::new(revision),
             compacted: AtomicI64::new(compacted),
             hub,
+            index: RwLock::new(index),
             readers: Mutex::new(Vec::new()),
             runtime: tokio::runtime::Handle::try_current().ok(),
         });
@@ -160,7 +207,8 @@ impl Store for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         self.keys.check_key(key)?;
         let key = key.to_string();
-        with_deadline(self.timeout, self.shared.read(move |c| schema::latest(c, &key))).await
+        let shared = self.shared.clone();
+        with_deadline(self.timeout, self.shared.read(move |c| shared.latest(c, key))).await
     }
 
     async fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
@@ -179,8 +227,8 @@ impl Store for EmbeddedStore {
             }
         }
         let req = req.clone();
-        with_deadline(self.timeout, self.shared.read(move |c| schema::in_snapshot(c, |tx| schema::range(tx, &req))))
-            .await
+        let shared = self.shared.clone();
+        with_deadline(self.timeout, self.shared.read(move |c| shared.range(c, &req))).await
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {

@@ -6,12 +6,14 @@
 //! revision order are the event log that watchers replay.
 
 use std::path::Path;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::index::{KeyIndex, Version};
 use crate::error::{Result, StorageError};
-use crate::types::{Event, KeyValue, RangeRequest, RangeResponse, Revision};
+use crate::types::{Event, KeyValue, Revision};
 
 // Integer parameters in WHERE and LIMIT are written `?N`: SQLite re-plans a
 // statement on every execution when the planner looked at a bound integer
@@ -23,7 +25,7 @@ CREATE TABLE IF NOT EXISTS history(
     create_rev INTEGER NOT NULL,
     value BLOB
 );
-CREATE UNIQUE INDEX IF NOT EXISTS history_by_key ON history(key, rev);
+DROP INDEX IF EXISTS history_by_key;
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta(name, value) VALUES ('compacted', 0);
 ";
@@ -79,7 +81,7 @@ pub(crate) fn set_meta(tx: &Transaction<'_>, name: &str, value: i64) -> Result<(
 }
 
 /// A string just above every key that starts with `prefix`.
-fn range_end(prefix: &str) -> String {
+pub(crate) fn range_end(prefix: &str) -> String {
     let mut end = prefix.to_string();
     match end.pop() {
         Some(c) if (c as u32) < 0x7f => end.push(char::from(c as u8 + 1)),
@@ -92,29 +94,53 @@ fn range_end(prefix: &str) -> String {
     end
 }
 
-fn row_to_kv(key: String, rev: i64, create_rev: i64, value: Option<Vec<u8>>) -> Option<KeyValue> {
-    value.map(|v| KeyValue { key, value: Bytes::from(v), create_revision: create_rev, mod_revision: rev })
+/// Rebuilds the key index from the history.
+pub(crate) fn load_index(conn: &Connection) -> Result<KeyIndex> {
+    let mut index = KeyIndex::default();
+    let mut stmt =
+        conn.prepare("SELECT key, rev, create_rev, value IS NOT NULL FROM history ORDER BY rev").map_err(sql_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, bool>(3)?)))
+        .map_err(sql_err)?;
+    for row in rows {
+        let (key, rev, create_rev, live) = row.map_err(sql_err)?;
+        index.push(&key, Version { rev, create_rev, live });
+    }
+    Ok(index)
 }
 
-/// The latest state of `key` strictly before `below` (or now, with `i64::MAX`).
-pub(crate) fn state_before(conn: &Connection, key: &str, below: Revision) -> Result<Option<KeyValue>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT rev, create_rev, value FROM history WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC LIMIT 1",
-        )
-        .map_err(sql_err)?;
-    let row = stmt
-        .query_row(params![key, below], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
-        })
-        .optional()
-        .map_err(sql_err)?;
-    Ok(row.and_then(|(rev, create_rev, value)| row_to_kv(key.to_string(), rev, create_rev, value)))
+/// The value written at `rev`; `None` when that row is gone (compacted) or a tombstone.
+fn value_at(conn: &Connection, rev: Revision) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value FROM history WHERE rev = ?1")
+        .and_then(|mut s| s.query_row([rev], |r| r.get::<_, Option<Vec<u8>>>(0)).optional())
+        .map(Option::flatten)
+        .map_err(sql_err)
 }
 
-/// The current state of `key`.
-pub(crate) fn latest(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
-    state_before(conn, key, i64::MAX)
+/// The object `key` holds as version `v`; `None` when its row is gone
+/// (compacted since the index was read) or `v` is a tombstone.
+pub(crate) fn kv(conn: &Connection, key: String, v: Version) -> Result<Option<KeyValue>> {
+    if !v.live {
+        return Ok(None);
+    }
+    Ok(value_at(conn, v.rev)?.map(|value| KeyValue {
+        key,
+        value: Bytes::from(value),
+        create_revision: v.create_rev,
+        mod_revision: v.rev,
+    }))
+}
+
+/// The objects of `found`; `None` when one of their rows is gone.
+pub(crate) fn kvs(conn: &Connection, found: Vec<(String, Version)>) -> Result<Option<Vec<KeyValue>>> {
+    let mut out = Vec::with_capacity(found.len());
+    for (key, v) in found {
+        match kv(conn, key, v)? {
+            Some(kv) => out.push(kv),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Appends one history row (a `None` value is a tombstone).
@@ -132,7 +158,7 @@ pub(crate) fn append(
 }
 
 /// Checks that `revision` can be read: not compacted, not in the future.
-fn check_readable(revision: Revision, current: Revision, compacted: Revision) -> Result<()> {
+pub(crate) fn check_readable(revision: Revision, current: Revision, compacted: Revision) -> Result<()> {
     if revision > current {
         return Err(StorageError::FutureRevision { requested: revision, current });
     }
@@ -148,60 +174,12 @@ pub(crate) fn in_snapshot<T>(conn: &mut Connection, f: impl FnOnce(&Connection) 
     f(&tx)
 }
 
-/// The live keys in `[start, end)` at `revision`, in key order; `limit` < 0 is no limit.
-pub(crate) fn scan(conn: &Connection, start: &str, end: &str, revision: Revision, limit: i64) -> Result<Vec<KeyValue>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT key, max(rev), create_rev, value FROM history
-             WHERE key >= ?1 AND key < ?2 AND rev <= ?3
-             GROUP BY key HAVING value IS NOT NULL ORDER BY key LIMIT ?4",
-        )
-        .map_err(sql_err)?;
-    let rows = stmt
-        .query_map(params![start, end, revision, limit], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<Vec<u8>>>(3)?))
-        })
-        .map_err(sql_err)?;
-    let mut kvs = Vec::new();
-    for row in rows {
-        let (key, rev, create_rev, value) = row.map_err(sql_err)?;
-        kvs.extend(row_to_kv(key, rev, create_rev, value));
-    }
-    Ok(kvs)
-}
-
-/// Every live key under `prefix` now, including this transaction's writes.
-pub(crate) fn live_under(conn: &Connection, prefix: &str) -> Result<Vec<KeyValue>> {
-    scan(conn, prefix, &range_end(prefix), i64::MAX, -1)
-}
-
-/// One page of a range read; call it inside [`in_snapshot`].
-pub(crate) fn range(conn: &Connection, req: &RangeRequest) -> Result<RangeResponse> {
-    let (current, compacted) = read_meta(conn)?;
-    let revision = req.revision.unwrap_or(current);
-    check_readable(revision, current, compacted)?;
-    let start = req.start.as_deref().unwrap_or(&req.prefix);
-    let end = range_end(&req.prefix);
-    let limit: i64 = if req.limit == 0 { -1 } else { req.limit as i64 };
-    let kvs = scan(conn, start, &end, revision, limit)?;
-    let remaining = match kvs.last() {
-        Some(last) if req.limit > 0 && kvs.len() == req.limit => conn
-            .prepare_cached(
-                "SELECT count(*) FROM (SELECT max(rev), value FROM history
-                 WHERE key > ?1 AND key < ?2 AND rev <= ?3 GROUP BY key HAVING value IS NOT NULL)",
-            )
-            .and_then(|mut s| s.query_row(params![last.key, end, revision], |r| r.get::<_, i64>(0)))
-            .map_err(sql_err)? as usize,
-        _ => 0,
-    };
-    Ok(RangeResponse { kvs, revision, remaining })
-}
-
 /// Up to `limit` events under `prefix` after revision `after`, and the
 /// revision of the snapshot they were read at. `Compacted` when events after
 /// `after` have been discarded. Call it inside [`in_snapshot`].
 pub(crate) fn events_after(
     tx: &Connection,
+    index: &RwLock<KeyIndex>,
     prefix: &str,
     after: Revision,
     limit: usize,
@@ -227,11 +205,22 @@ pub(crate) fn events_after(
             rows.push(row.map_err(sql_err)?);
         }
     }
+    // The row before each event's, looked up under one lock.
+    let before: Vec<Option<Version>> = {
+        let index = read_index(index);
+        rows.iter().map(|(key, rev, _, _)| index.before(key, *rev)).collect()
+    };
     let mut events = Vec::with_capacity(rows.len());
-    for (key, rev, create_rev, value) in rows {
-        let prev = state_before(tx, &key, rev)?;
-        events.push(match row_to_kv(key.clone(), rev, create_rev, value) {
-            Some(kv) => Event::Put { prev: if create_rev == rev { None } else { prev }, kv },
+    for ((key, rev, create_rev, value), before) in rows.into_iter().zip(before) {
+        let prev = match before {
+            Some(v) if create_rev != rev || value.is_none() => kv(tx, key.clone(), v)?,
+            _ => None,
+        };
+        events.push(match value {
+            Some(v) => Event::Put {
+                kv: KeyValue { key, value: Bytes::from(v), create_revision: create_rev, mod_revision: rev },
+                prev,
+            },
             None => Event::Delete { key, revision: rev, prev },
         });
     }
@@ -242,15 +231,24 @@ pub(crate) fn events_after(
 
 /// Discards history that no read at or after `revision` and no watch after
 /// `revision - 1` needs: rows superseded at `revision`, and old tombstones.
-pub(crate) fn compact(tx: &Transaction<'_>, revision: Revision) -> Result<()> {
-    tx.execute(
-        "DELETE FROM history WHERE rev < ?1 AND (value IS NULL OR EXISTS (
-             SELECT 1 FROM history AS newer
-             WHERE newer.key = history.key AND newer.rev > history.rev AND newer.rev <= ?1))",
-        [revision],
-    )
-    .map_err(sql_err)?;
+/// `rows` are what [`KeyIndex::compactable`] names.
+pub(crate) fn compact(tx: &Transaction<'_>, revision: Revision, rows: &[(String, Revision)]) -> Result<()> {
+    let mut stmt = tx.prepare_cached("DELETE FROM history WHERE rev = ?1").map_err(sql_err)?;
+    for (_, rev) in rows {
+        stmt.execute([rev]).map_err(sql_err)?;
+    }
     set_meta(tx, "compacted", revision)
+}
+
+/// The index, read (a poisoned lock still holds a consistent index: every
+/// change to it is one call).
+pub(crate) fn read_index(index: &RwLock<KeyIndex>) -> RwLockReadGuard<'_, KeyIndex> {
+    index.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The index, to change.
+pub(crate) fn write_index(index: &RwLock<KeyIndex>) -> RwLockWriteGuard<'_, KeyIndex> {
+    index.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

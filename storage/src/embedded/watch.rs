@@ -31,9 +31,9 @@ async fn follow(shared: &Arc<Shared>, prefix: &str, mut after: Revision, sender:
         // Everything up to `floor` under the prefix has been delivered.
         let mut floor;
         loop {
-            let (p, a) = (prefix.to_string(), after);
+            let (p, a, s) = (prefix.to_string(), after, shared.clone());
             let (events, snapshot) = shared
-                .read(move |c| schema::in_snapshot(c, |tx| schema::events_after(tx, &p, a, CATCH_UP_PAGE)))
+                .read(move |c| schema::in_snapshot(c, |tx| schema::events_after(tx, &s.index, &p, a, CATCH_UP_PAGE)))
                 .await?;
             floor = snapshot.max(after);
             let Some(last) = events.last().map(Event::revision) else { break };

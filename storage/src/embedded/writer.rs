@@ -2,6 +2,11 @@
 //! in the queue into one durable SQLite transaction (group commit). Each write
 //! still gets its own revision. Replies go out only after the commit is on
 //! disk; when a commit fails, every write in it fails and none is visible.
+//!
+//! Each write's row goes into the key index as it is applied (at a revision
+//! above the published one, which readers do not look past); a failed commit
+//! takes them back. Rows a compaction deletes leave the index once the
+//! deletion is durable.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,7 +15,8 @@ use bytes::Bytes;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::schema::{self, sql_err};
+use super::index::Version;
+use super::schema::{self, read_index, sql_err, write_index};
 use super::{Committed, Shared};
 use crate::error::{Result, StorageError};
 use crate::types::{Deleted, Event, KeyValue, Revision};
@@ -86,25 +92,28 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>, shared: Arc<Sha
 /// Applies and commits one batch, then answers every write in it.
 fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
     let start = shared.revision.load(Ordering::Acquire);
-    let mut revision = start;
-    let mut events = Vec::new();
+    let mut work = Work { revision: start, events: Vec::new(), written: Vec::new(), compacted: None };
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut compacted = None;
     let result = (|| -> Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
         for op in batch.drain(..) {
-            outcomes.push(apply(&tx, op, &mut revision, &mut events, &mut compacted, shared)?);
+            outcomes.push(apply(&tx, op, &mut work, shared)?);
         }
         tx.commit().map_err(sql_err)
     })();
     // Ops not reached because an earlier one failed hard are answered too.
     let leftover = std::mem::take(batch);
+    let Work { revision, events, written, compacted } = work;
     match result {
         Ok(()) => {
-            shared.revision.store(revision, Ordering::Release);
-            if let Some(c) = compacted {
-                shared.compacted.store(c, Ordering::Release);
+            if let Some((target, rows)) = compacted {
+                // Under the index's lock, so that a reader sees the rows gone
+                // only together with the compaction revision that explains it.
+                let mut index = write_index(&shared.index);
+                index.forget(&rows);
+                shared.compacted.store(target, Ordering::Release);
             }
+            shared.revision.store(revision, Ordering::Release);
             if !events.is_empty() {
                 // No receiver (no watcher) is fine.
                 let _ = shared.hub.send(Arc::new(Committed { revision, events }));
@@ -113,6 +122,9 @@ fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
         }
         Err(e) => {
             tracing::error!(error = %e, "embedded store commit failed");
+            let mut index = write_index(&shared.index);
+            written.iter().rev().for_each(|(key, rev)| index.pop(key, *rev));
+            drop(index);
             outcomes.into_iter().for_each(|o| o.fail(&e));
         }
     }
@@ -140,61 +152,82 @@ fn fail_op(op: WriteOp, e: StorageError) {
     }
 }
 
+/// What a commit has done so far.
+struct Work {
+    /// The revision of its last write.
+    revision: Revision,
+    /// Its events, in revision order.
+    events: Vec<Event>,
+    /// The rows it pushed into the key index.
+    written: Vec<(String, Revision)>,
+    /// The compaction revision and the rows it deletes.
+    compacted: Option<(Revision, Vec<(String, Revision)>)>,
+}
+
+/// The live object `key` holds now (this commit's writes included).
+fn current(tx: &rusqlite::Transaction<'_>, shared: &Shared, key: &str) -> Result<Option<KeyValue>> {
+    let Some(v) = read_index(&shared.index).latest(key).filter(|v| v.live) else { return Ok(None) };
+    // Compaction never deletes a key's newest live row.
+    schema::kv(tx, key.to_string(), v)?
+        .map(Some)
+        .ok_or_else(|| StorageError::Internal(format!("the history row {} of {key} is missing", v.rev)))
+}
+
 /// Applies one write inside the transaction. A failed condition is an
 /// outcome (nothing written); an `Err` aborts the whole commit.
-fn apply(
-    tx: &rusqlite::Transaction<'_>,
-    op: WriteOp,
-    revision: &mut Revision,
-    events: &mut Vec<Event>,
-    compacted: &mut Option<Revision>,
-    shared: &Shared,
-) -> Result<Outcome> {
+fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp, work: &mut Work, shared: &Shared) -> Result<Outcome> {
     Ok(match op {
         WriteOp::Create { key, value, reply } => {
-            let r = match schema::state_before(tx, &key, i64::MAX)? {
+            let r = match current(tx, shared, &key)? {
                 Some(current) => Err(StorageError::AlreadyExists { current: Box::new(current) }),
-                None => put(tx, key, value, None, revision, events),
+                None => put(tx, shared, key, value, None, work),
             };
             Outcome::Kv(reply, r)
         }
         WriteOp::Update { key, value, expected, reply } => {
-            let r = match (schema::state_before(tx, &key, i64::MAX)?, expected) {
+            let r = match (current(tx, shared, &key)?, expected) {
                 (None, _) => Err(StorageError::NotFound { key }),
                 (Some(cur), Some(exp)) if cur.mod_revision != exp => {
                     Err(StorageError::Conflict { expected: exp, current: Box::new(cur) })
                 }
-                (Some(cur), _) => put(tx, key, value, Some(cur), revision, events),
+                (Some(cur), _) => put(tx, shared, key, value, Some(cur), work),
             };
             Outcome::Kv(reply, r)
         }
         WriteOp::Delete { key, expected, reply } => {
-            let r = match (schema::state_before(tx, &key, i64::MAX)?, expected) {
+            let r = match (current(tx, shared, &key)?, expected) {
                 (None, _) => Err(StorageError::NotFound { key }),
                 (Some(cur), Some(exp)) if cur.mod_revision != exp => {
                     Err(StorageError::Conflict { expected: exp, current: Box::new(cur) })
                 }
-                (Some(cur), _) => tombstone(tx, cur, revision, events),
+                (Some(cur), _) => tombstone(tx, shared, cur, work),
             };
             Outcome::Deleted(reply, r)
         }
         WriteOp::DeletePrefix { prefix, reply } => {
+            let live = read_index(&shared.index).live_at(&prefix, &schema::range_end(&prefix), Revision::MAX, 0);
             let mut out = Vec::new();
-            for kv in schema::live_under(tx, &prefix)? {
-                out.push(tombstone(tx, kv, revision, events)?);
+            for (key, v) in live.found {
+                if let Some(kv) = schema::kv(tx, key, v)? {
+                    out.push(tombstone(tx, shared, kv, work)?);
+                }
             }
             Outcome::Many(reply, Ok(out))
         }
         WriteOp::Compact { revision: target, reply } => {
-            let done = compacted.unwrap_or_else(|| shared.compacted.load(Ordering::Acquire));
-            let r = if target > *revision {
-                Err(StorageError::FutureRevision { requested: target, current: *revision })
+            let done =
+                work.compacted.as_ref().map(|(t, _)| *t).unwrap_or_else(|| shared.compacted.load(Ordering::Acquire));
+            let r = if target > work.revision {
+                Err(StorageError::FutureRevision { requested: target, current: work.revision })
             } else if target <= done {
                 Err(StorageError::Compacted { requested: target, compacted: done })
             } else {
-                schema::compact(tx, target)?;
+                let rows = read_index(&shared.index).compactable(target);
+                schema::compact(tx, target, &rows)?;
                 // Published only once the commit is durable.
-                *compacted = Some(target);
+                let mut all = work.compacted.take().map(|(_, r)| r).unwrap_or_default();
+                all.extend(rows);
+                work.compacted = Some((target, all));
                 Ok(())
             };
             Outcome::Unit(reply, r)
@@ -202,32 +235,40 @@ fn apply(
     })
 }
 
+/// Writes the row of `key` at the next revision, into the history and the index.
+fn record(
+    tx: &rusqlite::Transaction<'_>,
+    shared: &Shared,
+    key: &str,
+    create_rev: Option<Revision>,
+    value: Option<&[u8]>,
+    work: &mut Work,
+) -> Result<Version> {
+    let rev = work.revision + 1;
+    let v = Version { rev, create_rev: create_rev.unwrap_or(rev), live: value.is_some() };
+    schema::append(tx, key, rev, v.create_rev, value)?;
+    write_index(&shared.index).push(key, v);
+    work.written.push((key.to_string(), rev));
+    work.revision = rev;
+    Ok(v)
+}
+
 fn put(
     tx: &rusqlite::Transaction<'_>,
+    shared: &Shared,
     key: String,
     value: Bytes,
     prev: Option<KeyValue>,
-    revision: &mut Revision,
-    events: &mut Vec<Event>,
+    work: &mut Work,
 ) -> Result<KeyValue> {
-    let rev = *revision + 1;
-    let create_revision = prev.as_ref().map(|p| p.create_revision).unwrap_or(rev);
-    schema::append(tx, &key, rev, create_revision, Some(&value))?;
-    *revision = rev;
-    let kv = KeyValue { key, value, create_revision, mod_revision: rev };
-    events.push(Event::Put { kv: kv.clone(), prev });
+    let v = record(tx, shared, &key, prev.as_ref().map(|p| p.create_revision), Some(&value), work)?;
+    let kv = KeyValue { key, value, create_revision: v.create_rev, mod_revision: v.rev };
+    work.events.push(Event::Put { kv: kv.clone(), prev });
     Ok(kv)
 }
 
-fn tombstone(
-    tx: &rusqlite::Transaction<'_>,
-    prev: KeyValue,
-    revision: &mut Revision,
-    events: &mut Vec<Event>,
-) -> Result<Deleted> {
-    let rev = *revision + 1;
-    schema::append(tx, &prev.key, rev, prev.create_revision, None)?;
-    *revision = rev;
-    events.push(Event::Delete { key: prev.key.clone(), revision: rev, prev: Some(prev.clone()) });
-    Ok(Deleted { prev, revision: rev })
+fn tombstone(tx: &rusqlite::Transaction<'_>, shared: &Shared, prev: KeyValue, work: &mut Work) -> Result<Deleted> {
+    let v = record(tx, shared, &prev.key, Some(prev.create_revision), None, work)?;
+    work.events.push(Event::Delete { key: prev.key.clone(), revision: v.rev, prev: Some(prev.clone()) });
+    Ok(Deleted { prev, revision: v.rev })
 }
