@@ -20,9 +20,9 @@
 //! [`corridor`].
 //!
 //! The layers are built with `tower`; a request runs through them by
-//! [`Handle`], each filter holding the rest of the corridor as one boxed
-//! future (a pointer): no step's future contains, and so copies, the state
-//! of every step after it.
+//! [`Handle`]. The filters' futures nest (each is small: a few pointers and
+//! the request until it is passed on); the endpoints' future, the large one,
+//! is boxed once, so no filter's future contains, and so copies, its state.
 
 pub mod audit;
 pub mod authentication;
@@ -66,14 +66,12 @@ pub struct Inner<S>(S);
 
 impl<S: Handle> Next for Inner<S> {
     fn run(self, req: Request) -> impl Future<Output = Response> + Send {
-        // Boxed: each filter's future then holds a pointer, not the rest of
-        // the corridor, so no step copies the whole chain's state.
-        Box::pin(self.0.handle(req))
+        self.0.handle(req)
     }
 }
 
 /// A step of the corridor, run without `tower`'s `Service` machinery (no
-/// `poll_ready`, no clone per call); see [`Inner`] for where it is boxed.
+/// `poll_ready`, no clone per call).
 pub trait Handle: Clone + Send + Sync + 'static {
     /// Serves `req`.
     fn handle(self, req: Request) -> impl Future<Output = Response> + Send;
@@ -81,7 +79,10 @@ pub trait Handle: Clone + Send + Sync + 'static {
 
 impl Handle for Router {
     fn handle(self, req: Request) -> impl Future<Output = Response> + Send {
-        self.serve(req)
+        // Boxed: the filters' futures then hold a pointer to the endpoints'
+        // state, not the state itself (measured: one box here costs less than
+        // one per filter, with no more copying).
+        Box::pin(self.serve(req))
     }
 }
 

@@ -2,7 +2,8 @@
 //! measured side by side with its references in one run.
 //!
 //! `cargo build --release -p apiserver && cargo run --release -p bench --bin api-bench`
-//! (TPR_APISERVER_BIN overrides the binary; BENCH_PHASES picks phases;
+//! (TPR_APISERVER_BIN overrides the binary; BENCH_PHASES picks phases, and
+//! `creates-embedded` only the embedded half of `creates`;
 //! WATCHERS sets the watcher count, default 10,000; BENCH_SECS the seconds
 //! per throughput measurement, default 3; ROUNDS the rounds of each ratio,
 //! default 3, the median reported).
@@ -861,23 +862,10 @@ async fn main() {
     // side by side with its reference; the median round is the figure.
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     if run("creates") {
-        let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
-        let put_rate = raw_etcd_rate(raw.kv_client(), false).await;
-        println!("creates, 64 concurrent, etcd: raw put {put_rate:.0}/s");
-        let mut ratios = Vec::new();
-        for round in 1..=rounds {
-            let txn_rate = raw_etcd_rate(raw.kv_client(), true).await;
-            let (api_rate, api_us) = create_rate_cpu(&target, server.pid(), round).await;
-            ratios.push(api_rate / txn_rate);
-            println!(
-                "  round {round}: raw create-if-absent txn {txn_rate:.0}/s, API create {api_rate:.0}/s = {:.2} of it; server CPU per create {api_us:.1} µs",
-                api_rate / txn_rate
-            );
-        }
-        println!(
-            "  API creates on etcd, median of {rounds} rounds: {:.2} of raw create-if-absent txns",
-            median(&mut ratios)
-        );
+        creates_on_etcd(&etcd, &target, &server, rounds).await;
+    }
+    // `creates-embedded` runs only this half (quicker A/B runs).
+    if run("creates") || run("creates-embedded") {
         let (embedded, etarget, _edir) = embedded_server(&bin).await;
         for round in 1..=rounds {
             let (rate, us) = create_rate_cpu(&etarget, embedded.pid(), round).await;
@@ -1129,4 +1117,26 @@ async fn main() {
     println!("  the creates themselves: p50 {:.1} ms, p99 {:.1} ms", pct(&acks_sorted, 50), pct(&acks_sorted, 99));
     let frames = frames.load(Ordering::Relaxed);
     println!("  {frames} DATA frames for {} events", from_issue.len());
+}
+
+/// Creates through the API on etcd against raw etcd create-if-absent
+/// transactions, 64 concurrent clients, in `rounds` alternating rounds.
+async fn creates_on_etcd(etcd: &testkit::Etcd, target: &Arc<Target>, server: &testkit::Server, rounds: usize) {
+    let raw = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("raw etcd client");
+    let put_rate = raw_etcd_rate(raw.kv_client(), false).await;
+    println!("creates, 64 concurrent, etcd: raw put {put_rate:.0}/s");
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let txn_rate = raw_etcd_rate(raw.kv_client(), true).await;
+        let (api_rate, api_us) = create_rate_cpu(target, server.pid(), round).await;
+        ratios.push(api_rate / txn_rate);
+        println!(
+            "  round {round}: raw create-if-absent txn {txn_rate:.0}/s, API create {api_rate:.0}/s = {:.2} of it; server CPU per create {api_us:.1} µs",
+            api_rate / txn_rate
+        );
+    }
+    println!(
+        "  API creates on etcd, median of {rounds} rounds: {:.2} of raw create-if-absent txns",
+        median(&mut ratios)
+    );
 }
