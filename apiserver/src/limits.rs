@@ -90,6 +90,26 @@ pub fn measure(v: &Value, max_depth: usize, max_bytes: usize) -> Result<Shape, E
     Ok(shape)
 }
 
+/// True when `v` nests objects and arrays deeper than `max_depth`: what
+/// [`measure`] says of depth, without its counting of bytes (the checks that
+/// bound depth alone run on every write).
+pub fn too_deep_for(v: &Value, max_depth: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: &mut dyn Iterator<Item = &Value> = match v {
+            Value::Array(a) => &mut a.iter(),
+            Value::Object(m) => &mut m.values(),
+            _ => continue,
+        };
+        let depth = depth + 1;
+        if depth > max_depth {
+            return true;
+        }
+        stack.extend(children.filter(|c| c.is_array() || c.is_object()).map(|c| (c, depth)));
+    }
+    false
+}
+
 fn number_len(n: &serde_json::Number) -> usize {
     let digits = |mut x: u64| {
         let mut d = 1;
@@ -130,8 +150,11 @@ pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Checks a request body's value: 400 when nested deeper than [`MAX_DEPTH`].
-pub fn check_body(v: &Value) -> Result<Shape, ApiError> {
-    measure(v, MAX_DEPTH, usize::MAX).map_err(|_| too_deep_body())
+pub fn check_body(v: &Value) -> Result<(), ApiError> {
+    match too_deep_for(v, MAX_DEPTH) {
+        true => Err(too_deep_body()),
+        false => Ok(()),
+    }
 }
 
 /// The 400 of a body nested deeper than [`MAX_DEPTH`].
@@ -178,9 +201,9 @@ pub fn check_stored(v: &Value, encoded_len: usize) -> Result<(), ApiError> {
     if encoded_len > MAX_OBJECT_BYTES {
         return Err(ApiError::too_large_object(MAX_OBJECT_BYTES));
     }
-    match measure(v, MAX_STORED_DEPTH, usize::MAX) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(ApiError::unprocessable(too_deep("the object to store"))),
+    match too_deep_for(v, MAX_STORED_DEPTH) {
+        true => Err(ApiError::unprocessable(too_deep("the object to store"))),
+        false => Ok(()),
     }
 }
 
@@ -212,6 +235,23 @@ mod tests {
     }
 
     #[test]
+    fn the_depth_check_agrees_with_the_measure() {
+        let values = [
+            json!(1),
+            json!({}),
+            json!([[], {"a": [1, {"b": {}}]}, "x"]),
+            json!({"a": {"b": [{"c": [[]]}]}, "z": [1, 2]}),
+            nested(7),
+        ];
+        for v in values {
+            let depth = measure(&v, usize::MAX, usize::MAX).unwrap().depth;
+            for max in 0..=depth + 1 {
+                assert_eq!(too_deep_for(&v, max), depth > max, "{v} within {max}");
+            }
+        }
+    }
+
+    #[test]
     fn stops_at_the_first_bound_without_recursing() {
         // Deep enough to overflow a recursive walk; built and dropped by hand.
         let mut v = Value::Null;
@@ -219,6 +259,7 @@ mod tests {
             v = Value::Array(vec![v]);
         }
         assert_eq!(measure(&v, MAX_DEPTH, usize::MAX), Err(Exceeded::Depth));
+        assert!(too_deep_for(&v, MAX_DEPTH));
         assert_eq!(measure(&json!({"a": "x".repeat(100)}), 10, 50), Err(Exceeded::Bytes));
         // Drop without recursing.
         while let Value::Array(mut a) = v {
