@@ -124,7 +124,8 @@ impl Shared {
         let revision = req.revision.unwrap_or(current);
         let page = {
             let index = schema::read_index(&self.index);
-            // Read under the lock: rows leave the index together with this raising.
+            // Read under the index's lock: a compaction removes its rows from
+            // the index and raises this revision in one step under that lock.
             let compacted = self.compacted.load(Ordering::Acquire);
             schema::check_readable(revision, current, compacted)?;
             let start = req.start.as_deref().unwrap_or(&req.prefix);

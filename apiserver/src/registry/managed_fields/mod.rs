@@ -230,11 +230,9 @@ fn store(obj: &mut Value, entries: &[Entry]) {
 /// The managedFields the client sent are replaced.
 pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) {
     let Some(old) = old else { return record_create(new, writer) };
-    let old = Some(old);
-    let mut list = old.map(entries).unwrap_or_default();
-    let changed = changed_fields(old, new);
-    // A create has no entries to prune.
-    if let Some(old) = old.filter(|_| !list.is_empty()) {
+    let mut list = entries(old);
+    let changed = changed_fields(Some(old), new);
+    if !list.is_empty() {
         let removed = fields_of(old).minus(Some(&fields_of(new)));
         for e in &mut list {
             e.fields.prune_related(&changed);
@@ -260,9 +258,9 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) 
     store(new, &list);
 }
 
-/// Records a create: its writer owns every field of `obj`. The same entry
-/// [`record_update`] would make, encoded straight from the object (a create is
-/// most writes, and the field-set tree in between cost a third of the work).
+/// Records a create: its writer owns every field of `obj`. The entry the
+/// general path of [`record_update`] would make, encoded straight from the
+/// object without building a [`FieldSet`] first (creates are most writes).
 fn record_create(obj: &mut Value, writer: &Writer<'_>) {
     let fields = encode_all(obj);
     let entry = (!fields.as_object().is_some_and(Map::is_empty)).then(|| {
