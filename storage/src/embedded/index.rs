@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::types::Revision;
 
@@ -35,6 +36,17 @@ pub(crate) struct Page {
     pub found: Vec<(String, Version)>,
     /// How many more live keys the range holds after the page.
     pub remaining: usize,
+}
+
+/// The shared index, read (a poisoned lock still holds a consistent index: every
+/// change to it is one call).
+pub(crate) fn read_index(index: &RwLock<KeyIndex>) -> RwLockReadGuard<'_, KeyIndex> {
+    index.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The index, to change.
+pub(crate) fn write_index(index: &RwLock<KeyIndex>) -> RwLockWriteGuard<'_, KeyIndex> {
+    index.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The latest of `versions` at or below `revision`.

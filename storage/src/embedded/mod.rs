@@ -98,16 +98,14 @@ impl Shared {
         });
         task.await.map_err(|e| StorageError::Internal(format!("read task failed: {e}")))?
     }
-}
 
-impl Shared {
     /// The live object at `key` now.
     fn latest(&self, conn: &Connection, key: String) -> Result<Option<KeyValue>> {
         // A row goes missing only when a newer write and a compaction past it
         // both landed since the revision was read: then read again.
         for _ in 0..3 {
             let revision = self.revision.load(Ordering::Acquire);
-            let Some(v) = schema::read_index(&self.index).before(&key, revision.saturating_add(1)).filter(|v| v.live)
+            let Some(v) = index::read_index(&self.index).before(&key, revision.saturating_add(1)).filter(|v| v.live)
             else {
                 return Ok(None);
             };
@@ -123,7 +121,7 @@ impl Shared {
         let current = self.revision.load(Ordering::Acquire);
         let revision = req.revision.unwrap_or(current);
         let page = {
-            let index = schema::read_index(&self.index);
+            let index = index::read_index(&self.index);
             // Read under the index's lock: a compaction removes its rows from
             // the index and raises this revision in one step under that lock.
             let compacted = self.compacted.load(Ordering::Acquire);

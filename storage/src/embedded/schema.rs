@@ -6,12 +6,12 @@
 //! revision order are the event log that watchers replay.
 
 use std::path::Path;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::RwLock;
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::index::{KeyIndex, Version};
+use super::index::{read_index, KeyIndex, Version};
 use crate::error::{Result, StorageError};
 use crate::types::{Event, KeyValue, Revision};
 
@@ -238,17 +238,6 @@ pub(crate) fn compact(tx: &Transaction<'_>, revision: Revision, rows: &[(String,
         stmt.execute([rev]).map_err(sql_err)?;
     }
     set_meta(tx, "compacted", revision)
-}
-
-/// The index, read (a poisoned lock still holds a consistent index: every
-/// change to it is one call).
-pub(crate) fn read_index(index: &RwLock<KeyIndex>) -> RwLockReadGuard<'_, KeyIndex> {
-    index.read().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The index, to change.
-pub(crate) fn write_index(index: &RwLock<KeyIndex>) -> RwLockWriteGuard<'_, KeyIndex> {
-    index.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::index::Version;
-use super::schema::{self, read_index, sql_err, write_index};
+use super::index::{read_index, write_index, Version};
+use super::schema::{self, sql_err};
 use super::{Committed, Shared};
 use crate::error::{Result, StorageError};
 use crate::types::{Deleted, Event, KeyValue, Revision};
