@@ -2,11 +2,14 @@
 //! groups, verb, resource, URI, code, latency), and the request's debug log
 //! line.
 
+use std::future::Future;
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use super::{Filter, Next, Request, Response};
 use crate::app::App;
-use crate::endpoints::routing::context;
+use crate::endpoints::routing::{context, RequestContext};
 
 /// The audit filter.
 pub struct AuditFilter {
@@ -17,9 +20,15 @@ pub struct AuditFilter {
 impl Filter for AuditFilter {
     const NAME: &'static str = "audit";
 
-    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
+    fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> impl Future<Output = Response> + Send + 'static {
         let ctx = context(&req);
-        let resp = next.run(req).await;
+        next.run(req).map(move |resp| self.record(ctx, resp))
+    }
+}
+
+impl AuditFilter {
+    /// Logs and audits the answer `resp` to the request of `ctx`.
+    fn record(&self, ctx: Option<Arc<RequestContext>>, resp: Response) -> Response {
         let Some(ctx) = ctx else { return resp };
         let logged = tracing::enabled!(tracing::Level::DEBUG);
         if !logged && self.app.audit.is_none() {

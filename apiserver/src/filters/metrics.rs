@@ -1,7 +1,10 @@
 //! Counts and times every answer in `/metrics` (`apiserver_request_total`,
 //! `apiserver_request_duration_seconds`), with labels from closed sets.
 
+use std::future::Future;
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use super::{Filter, Next, Request, Response};
 use crate::app::App;
@@ -16,12 +19,13 @@ pub struct MetricsFilter {
 impl Filter for MetricsFilter {
     const NAME: &'static str = "metrics";
 
-    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
+    fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> impl Future<Output = Response> + Send + 'static {
         let ctx = context(&req);
-        let resp = next.run(req).await;
-        if let Some(ctx) = ctx {
-            self.app.metrics.observe(&ctx.recorded(), resp.status().as_u16(), ctx.started.elapsed());
-        }
-        resp
+        next.run(req).map(move |resp| {
+            if let Some(ctx) = ctx {
+                self.app.metrics.observe(&ctx.recorded(), resp.status().as_u16(), ctx.started.elapsed());
+            }
+            resp
+        })
     }
 }

@@ -2,7 +2,11 @@
 //! after it, 504 (kube-apiserver's answer; a write cut off there may or may
 //! not have been stored). Watches end by their own `timeoutSeconds`.
 
+use std::future::Future;
 use std::sync::Arc;
+
+use futures::future::Either;
+use futures::FutureExt;
 
 use super::{Filter, Next, Request, Response};
 use crate::app::App;
@@ -19,16 +23,18 @@ pub struct TimeoutFilter {
 impl Filter for TimeoutFilter {
     const NAME: &'static str = "timeout";
 
-    async fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> Response {
+    fn filter<N: Next>(self: Arc<Self>, req: Request, next: N) -> impl Future<Output = Response> + Send + 'static {
         let long_running = context_of(&req).is_some_and(|c| matches!(&c.info.route, Route::Resource(r) if r.watch));
+        let answer = next.run(req);
         if long_running {
-            return next.run(req).await;
+            return Either::Left(answer);
         }
-        match tokio::time::timeout(self.app.request_timeout, next.run(req)).await {
-            Ok(resp) => resp,
-            Err(_) => respond::error(&ApiError::timeout(
-                "Timeout: request did not complete within requested timeout - context deadline exceeded",
-            )),
-        }
+        Either::Right(tokio::time::timeout(self.app.request_timeout, answer).map(|answered| {
+            answered.unwrap_or_else(|_| {
+                respond::error(&ApiError::timeout(
+                    "Timeout: request did not complete within requested timeout - context deadline exceeded",
+                ))
+            })
+        }))
     }
 }
