@@ -60,7 +60,7 @@ async fn lookup_stored(store: &dyn Store, rt: &ResourceType, name: &str) -> Resu
 /// `deletionTimestamp` at all.
 async fn terminating(store: &dyn Store, rt: &ResourceType, name: &str) -> Result<Option<bool>, ApiError> {
     Ok(lookup_stored(store, rt, name).await?.map(|v| {
-        v.windows(17).any(|w| w == b"deletionTimestamp")
+        memchr::memmem::find(&v, b"deletionTimestamp").is_some()
             && serde_json::from_slice::<Value>(&v).is_ok_and(|obj| meta_str(&obj, "deletionTimestamp").is_some())
     }))
 }

@@ -70,9 +70,16 @@ pub async fn create(call: &Call<'_>, body: &mut Option<Incoming>) -> Result<Resp
     }
     let name = registry::meta_str(&obj, "name").unwrap_or_default();
     crate::builtin::namespaces::check_create(call.app.store.as_ref(), &call.app.served, &call.scope, name).await?;
-    let created = registry::create(call.app.store.as_ref(), call.scope, obj, call.dry_run).await?;
-    warnings.extend(serve_if_tpr(call.app, call.is_tpr && !call.dry_run, &created)?);
-    Ok(written(call, StatusCode::CREATED, &created, &warnings))
+    let created = registry::create_answered(call.app.store.as_ref(), call.scope, obj, call.dry_run).await?;
+    match (created.answer(), call.is_tpr) {
+        // The registry made the answer from the stored bytes: sent as it is.
+        (Some(answer), false) => Ok(warned(respond::json_bytes(StatusCode::CREATED, answer), &warnings)),
+        _ => {
+            let created = created.object()?;
+            warnings.extend(serve_if_tpr(call.app, call.is_tpr && !call.dry_run, &created)?);
+            Ok(written(call, StatusCode::CREATED, &created, &warnings))
+        }
+    }
 }
 
 /// PUT: replaces an object at its resourceVersion (200).

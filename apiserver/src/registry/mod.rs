@@ -289,7 +289,42 @@ fn spec_changed(a: &Value, b: &Value) -> bool {
 }
 
 /// Creates an object; `dry_run` validates without storing.
-pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+pub async fn create(store: &dyn Store, scope: Scope<'_>, obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    create_answered(store, scope, obj, dry_run).await?.object()
+}
+
+/// A created object, with the answer to its create when the registry made
+/// it from the stored bytes.
+pub struct Created {
+    obj: Value,
+    /// What the store answered, and the apiVersion the object is served as.
+    stored: Option<(KeyValue, String)>,
+    answer: Option<Bytes>,
+}
+
+impl Created {
+    /// The answer's bytes, as GETs serve the object (none for a dry run, or
+    /// where the served form is made otherwise).
+    pub fn answer(&self) -> Option<Bytes> {
+        self.answer.clone()
+    }
+
+    /// The object as the answer shows it.
+    pub fn object(self) -> Result<Value, ApiError> {
+        match self.stored {
+            Some((kv, api_version)) => written(self.obj, &kv, &api_version),
+            None => Ok(self.obj),
+        }
+    }
+}
+
+/// [`create`], keeping the answer's bytes for the caller (see [`Created`]).
+pub async fn create_answered(
+    store: &dyn Store,
+    scope: Scope<'_>,
+    mut obj: Value,
+    dry_run: bool,
+) -> Result<Created, ApiError> {
     check_type_fields(&mut obj, &scope)?;
     check_meta_types(&obj, &scope)?;
     let meta = metadata_mut(&mut obj)?;
@@ -331,12 +366,13 @@ pub async fn create(store: &dyn Store, scope: Scope<'_>, mut obj: Value, dry_run
         validate(&obj, &scope, &name)?;
         let encoded = encode_marked(&obj)?;
         if dry_run {
-            return Ok(obj);
+            return Ok(Created { obj, stored: None, answer: None });
         }
         match store.create(&scope.key(&name), encoded.bytes.clone()).await {
             Ok(kv) => {
-                remember_answer(&encoded, &obj, &kv, &scope);
-                return written(obj, &kv, &scope);
+                let answer = remember_answer(&encoded, &obj, &kv, &scope);
+                let api_version = scope.rt.api_version(scope.version);
+                return Ok(Created { obj, stored: Some((kv, api_version)), answer });
             }
             Err(StorageError::AlreadyExists { .. }) if generate.is_some() => continue,
             Err(e) => return Err(ApiError::from_storage(e, &scope.target(&name))),
@@ -487,26 +523,25 @@ pub async fn update(
     }
     let kv = store.update(&key, encoded, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
     remember_answer(&marked, &obj, &kv, &scope);
-    written(obj, &kv, &scope)
+    written(obj, &kv, &scope.rt.api_version(scope.version))
 }
 
 /// Keeps the answer to a write, made from its stored bytes, where GETs,
 /// lists and the write's own answer find it (see [`crate::served::EncodedObjects`]):
-/// the object is not serialized a second time.
-fn remember_answer(encoded: &Encoded, obj: &Value, kv: &KeyValue, scope: &Scope<'_>) {
+/// the object is not serialized a second time. The answer, if made.
+fn remember_answer(encoded: &Encoded, obj: &Value, kv: &KeyValue, scope: &Scope<'_>) -> Option<Bytes> {
     let api_version = scope.rt.api_version(scope.version);
-    if let Some(answer) = encoded.answer(obj, &api_version, kv.mod_revision) {
-        scope.rt.encoded.put(&kv.key, kv.mod_revision, &api_version, answer);
-    }
+    let answer = encoded.answer(obj, &api_version, kv.mod_revision)?;
+    scope.rt.encoded.put(&kv.key, kv.mod_revision, &api_version, answer.clone());
+    Some(answer)
 }
 
 /// What a write answers: `obj`, just stored as `kv`, as [`decode`] would
-/// read it back, without parsing the stored bytes again (unless the
-/// scope's version converts).
-fn written(mut obj: Value, kv: &KeyValue, scope: &Scope<'_>) -> Result<Value, ApiError> {
-    let api_version = scope.rt.api_version(scope.version);
-    if convert::converts(&api_version) {
-        return decode(kv, &api_version);
+/// read it back as `api_version`, without parsing the stored bytes again
+/// (unless that version converts).
+fn written(mut obj: Value, kv: &KeyValue, api_version: &str) -> Result<Value, ApiError> {
+    if convert::converts(api_version) {
+        return decode(kv, api_version);
     }
     let map = obj.as_object_mut().ok_or_else(|| ApiError::internal("a written object is not a JSON object"))?;
     if let Some(Value::Object(m)) = map.get_mut("metadata") {
@@ -514,7 +549,7 @@ fn written(mut obj: Value, kv: &KeyValue, scope: &Scope<'_>) -> Result<Value, Ap
         m.remove("resourceVersion");
         m.remove("selfLink");
     }
-    set_served(map, &api_version, kv.mod_revision);
+    set_served(map, api_version, kv.mod_revision);
     Ok(obj)
 }
 
