@@ -74,17 +74,25 @@ async fn read_bounded(parts: &http::request::Parts, body: Incoming) -> Result<Re
         return Ok(Read::TooLarge(body));
     }
     let mut body = body;
+    // A body of one frame (most are) is kept as it came, without a copy.
+    let mut first: Option<Bytes> = None;
     let mut buf = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
-        if let Some(data) = frame.data_ref() {
-            if buf.len() + data.len() > MAX_BODY {
-                return Ok(Read::TooLarge(body));
+        let Ok(data) = frame.into_data() else { continue };
+        if first.as_ref().map_or(buf.len(), Bytes::len) + data.len() > MAX_BODY {
+            return Ok(Read::TooLarge(body));
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            Some(head) => {
+                buf.extend_from_slice(&head);
+                buf.extend_from_slice(&data);
             }
-            buf.extend_from_slice(data);
+            None => buf.extend_from_slice(&data),
         }
     }
-    Ok(Read::Whole(Bytes::from(buf)))
+    Ok(Read::Whole(first.unwrap_or_else(|| Bytes::from(buf))))
 }
 
 /// Most of a refused body that is read and thrown away, so that an HTTP/2

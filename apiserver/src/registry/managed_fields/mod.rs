@@ -264,10 +264,15 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) 
 fn record_create(obj: &mut Value, writer: &Writer<'_>) {
     let fields = encode_all(obj);
     let entry = (!fields.as_object().is_some_and(Map::is_empty)).then(|| {
-        json!({
-            "manager": writer.manager, "operation": "Update", "apiVersion": writer.api_version,
-            "time": crate::registry::meta::now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": fields,
-        })
+        // As `json!` would make it, in one allocation of the map's table.
+        let mut e = Map::with_capacity(6);
+        e.insert("manager".into(), Value::String(writer.manager.to_string()));
+        e.insert("operation".into(), Value::String("Update".into()));
+        e.insert("apiVersion".into(), Value::String(writer.api_version.to_string()));
+        e.insert("time".into(), Value::String(crate::registry::meta::now_rfc3339()));
+        e.insert("fieldsType".into(), Value::String("FieldsV1".into()));
+        e.insert("fieldsV1".into(), fields);
+        Value::Object(e)
     });
     if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
         match entry {
