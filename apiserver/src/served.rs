@@ -136,7 +136,9 @@ impl ResourceType {
 /// The set of served types, keyed by group and resource name.
 #[derive(Default)]
 pub struct ServedTypes {
-    types: RwLock<BTreeMap<(String, String), Arc<ResourceType>>>,
+    /// By group, then plural: a request finds its type without a scan of
+    /// every served type (there may be thousands of TPRs).
+    types: RwLock<BTreeMap<String, BTreeMap<String, Arc<ResourceType>>>>,
     /// kube-apiserver's types are served (standalone): namespaces are
     /// enforced and the reviews answered.
     builtins: std::sync::atomic::AtomicBool,
@@ -176,37 +178,42 @@ impl ServedTypes {
         self.all().into_iter().filter(|t| t.namespaced && seen.insert(t.key_prefix.clone())).collect()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<(String, String), Arc<ResourceType>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, BTreeMap<String, Arc<ResourceType>>>> {
         self.types.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds or replaces a type.
     pub fn insert(&self, t: Arc<ResourceType>) {
         let mut types = self.types.write().unwrap_or_else(|p| p.into_inner());
-        types.insert((t.group.clone(), t.plural.clone()), t);
+        types.entry(t.group.clone()).or_default().insert(t.plural.clone(), t);
     }
 
     /// Removes a type.
     pub fn remove(&self, group: &str, plural: &str) -> Option<Arc<ResourceType>> {
         let mut types = self.types.write().unwrap_or_else(|p| p.into_inner());
-        types.remove(&(group.to_string(), plural.to_string()))
+        let in_group = types.get_mut(group)?;
+        let removed = in_group.remove(plural);
+        if in_group.is_empty() {
+            types.remove(group);
+        }
+        removed
     }
 
     /// The type `plural` of `group`.
     pub fn get(&self, group: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        self.read().get(&(group.to_string(), plural.to_string())).cloned()
+        self.read().get(group)?.get(plural).cloned()
     }
 
-    /// Every served type.
+    /// Every served type, by group and plural.
     pub fn all(&self) -> Vec<Arc<ResourceType>> {
-        self.read().values().cloned().collect()
+        self.read().values().flat_map(BTreeMap::values).cloned().collect()
     }
 
     /// Matches `segments` (the path after `/apis/<group>/`) against the
     /// versions served in `group`; versions may contain `/` (`stable/v1`).
     pub fn resolve<'a>(&self, group: &str, segments: &'a [&'a str]) -> Option<Resolved<'a>> {
         let types = self.read();
-        let in_group = || types.values().filter(|t| t.group == group);
+        let in_group = || types.get(group).into_iter().flat_map(BTreeMap::values);
         // The longest served version that prefixes the segments, and how many it spans.
         let mut best: Option<(&str, usize)> = None;
         for v in in_group().flat_map(|t| t.versions.iter()) {
@@ -223,13 +230,80 @@ impl ServedTypes {
     /// Every type of `group` that serves `version`.
     pub fn in_version(&self, group: &str, version: &str) -> Vec<Arc<ResourceType>> {
         let types = self.read();
-        types.values().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)).cloned().collect()
+        let in_group = types.get(group).into_iter().flat_map(BTreeMap::values);
+        in_group.filter(|t| t.versions.iter().any(|v| v == version)).cloned().collect()
     }
 
     /// The type `plural` of `group`, if it serves `version`.
     pub fn serving(&self, group: &str, plural: &str, version: &str) -> Option<Arc<ResourceType>> {
-        let types = self.read();
-        let mut in_group = types.values().filter(|t| t.group == group && t.plural == plural);
-        in_group.find(|t| t.versions.iter().any(|v| v == version)).cloned()
+        let t = self.read().get(group)?.get(plural)?.clone();
+        t.versions.iter().any(|v| v == version).then_some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A type `plural` of `group` serving `versions`, its cache on `store`.
+    fn served_type(store: &Arc<dyn storage::Store>, group: &str, plural: &str, versions: &[&str]) -> Arc<ResourceType> {
+        let key_prefix = format!("{}{group}/{plural}/", store.prefix());
+        let cache = WatchCache::start(store.clone(), &key_prefix, storage::CacheConfig::default()).expect("cache");
+        Arc::new(ResourceType {
+            api: Resource {
+                group: group.into(),
+                versions: versions.iter().map(|v| v.to_string()).collect(),
+                kind: "Thing".into(),
+                plural: plural.into(),
+                singular: "thing".into(),
+                namespaced: true,
+                builtin: None,
+                description: String::new(),
+            },
+            key_prefix,
+            cache: Arc::new(cache),
+            owner: None,
+            encoded: Default::default(),
+        })
+    }
+
+    /// Lookups find a type among many groups by its group, plural and
+    /// version, and nothing of another group with the same names.
+    #[tokio::test]
+    async fn types_are_found_by_group_plural_and_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn storage::Store> =
+            Arc::new(storage::EmbeddedStore::open(&storage::EmbeddedConfig::new(dir.path())).expect("store"));
+        let served = ServedTypes::default();
+        for g in ["a.io", "b.io", "c.io"] {
+            served.insert(served_type(&store, g, "things", &["v1"]));
+        }
+        served.insert(served_type(&store, "b.io", "others", &["v1", "stable/v2"]));
+        served.insert(served_type(&store, "", "pods", &["v1"]));
+
+        assert_eq!(served.all().len(), 5);
+        let names: Vec<(String, String)> = served.all().iter().map(|t| (t.group.clone(), t.plural.clone())).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "every type, by group and plural");
+
+        let found = served.serving("b.io", "others", "stable/v2").expect("served");
+        assert_eq!((found.group.as_str(), found.plural.as_str()), ("b.io", "others"));
+        assert!(served.serving("a.io", "others", "v1").is_none(), "another group's plural");
+        assert!(served.serving("b.io", "things", "v2").is_none(), "a version not served");
+        assert!(served.get("", "pods").is_some() && served.get("", "things").is_none());
+
+        let segments = ["stable", "v2", "namespaces", "x", "others"];
+        let resolved = served.resolve("b.io", &segments).expect("resolved");
+        assert_eq!((resolved.version.as_str(), resolved.rest), ("stable/v2", &segments[2..]));
+        assert!(served.resolve("d.io", &["v1", "things"]).is_none(), "no such group");
+        let in_v1: Vec<String> = served.in_version("b.io", "v1").iter().map(|t| t.plural.clone()).collect();
+        assert_eq!(in_v1, ["others", "things"]);
+
+        assert!(served.remove("b.io", "others").is_some());
+        assert!(served.remove("b.io", "others").is_none());
+        assert!(served.remove("b.io", "things").is_some());
+        assert!(served.resolve("b.io", &["v1", "things"]).is_none(), "the group is gone with its last type");
+        assert_eq!(served.all().len(), 3);
     }
 }

@@ -4,7 +4,8 @@
 //! `cargo build --release -p apiserver && cargo run --release -p bench --bin api-bench`
 //! (TPR_APISERVER_BIN overrides the binary; BENCH_PHASES picks phases, and
 //! `creates-embedded` only the embedded half of `creates`;
-//! WATCHERS sets the watcher count, default 10,000; BENCH_SECS the seconds
+//! WATCHERS sets the watcher count, default 10,000; GET_TYPES the number of
+//! other types served while GETs are measured, default 0; BENCH_SECS the seconds
 //! per throughput measurement, default 3; ROUNDS the rounds of each ratio,
 //! default 3, the median reported).
 //! Prints: creates/s through the API at 64 concurrent clients against raw etcd
@@ -887,6 +888,15 @@ async fn main() {
             .expect("start tpr-apiserver on the embedded store");
         let etarget = target_of(&embedded, edir.path());
         create_tpr(&mut etarget.connect().await, &etarget, "mysql-db.prsn.io").await;
+        // `GET_TYPES=<n>`: n more types served, each in a group of its own.
+        let more: usize = std::env::var("GET_TYPES").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut admin = etarget.connect().await;
+        for i in 0..more {
+            create_tpr(&mut admin, &etarget, &format!("thing.g{i:05}.example.io")).await;
+        }
+        if more > 0 {
+            println!("GET with {more} more ThirdPartyResource types served");
+        }
         let any = get_rate(&etarget, "?resourceVersion=0").await;
         println!("GET one object, embedded, resourceVersion=0: {any:.0}/s");
         // The floor: the same bytes from a bare hyper + rustls server in a process of its own.
