@@ -213,10 +213,10 @@ impl ServedTypes {
     /// versions served in `group`; versions may contain `/` (`stable/v1`).
     pub fn resolve<'a>(&self, group: &str, segments: &'a [&'a str]) -> Option<Resolved<'a>> {
         let types = self.read();
-        let in_group = || types.get(group).into_iter().flat_map(BTreeMap::values);
+        let in_group = types.get(group).into_iter().flat_map(BTreeMap::values);
         // The longest served version that prefixes the segments, and how many it spans.
         let mut best: Option<(&str, usize)> = None;
-        for v in in_group().flat_map(|t| t.versions.iter()) {
+        for v in in_group.flat_map(|t| t.versions.iter()) {
             let n = v.split('/').count();
             let matches = segments.len() >= n && v.split('/').zip(segments).all(|(a, b)| a == *b);
             if matches && best.is_none_or(|(b, _)| b.len() < v.len()) {

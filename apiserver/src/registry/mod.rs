@@ -370,8 +370,8 @@ pub async fn create_answered(
         }
         match store.create(&scope.key(&name), encoded.bytes.clone()).await {
             Ok(kv) => {
-                let answer = remember_answer(&encoded, &obj, &kv, &scope);
                 let api_version = scope.rt.api_version(scope.version);
+                let answer = remember_answer(&encoded, &obj, &kv, &scope, &api_version);
                 return Ok(Created { obj, stored: Some((kv, api_version)), answer });
             }
             Err(StorageError::AlreadyExists { .. }) if generate.is_some() => continue,
@@ -522,17 +522,24 @@ pub async fn update(
         return decode(&current, &scope.rt.api_version(scope.version));
     }
     let kv = store.update(&key, encoded, Some(expected)).await.map_err(|e| ApiError::from_storage(e, &target))?;
-    remember_answer(&marked, &obj, &kv, &scope);
-    written(obj, &kv, &scope.rt.api_version(scope.version))
+    let api_version = scope.rt.api_version(scope.version);
+    remember_answer(&marked, &obj, &kv, &scope, &api_version);
+    written(obj, &kv, &api_version)
 }
 
 /// Keeps the answer to a write, made from its stored bytes, where GETs,
 /// lists and the write's own answer find it (see [`crate::served::EncodedObjects`]):
-/// the object is not serialized a second time. The answer, if made.
-fn remember_answer(encoded: &Encoded, obj: &Value, kv: &KeyValue, scope: &Scope<'_>) -> Option<Bytes> {
-    let api_version = scope.rt.api_version(scope.version);
-    let answer = encoded.answer(obj, &api_version, kv.mod_revision)?;
-    scope.rt.encoded.put(&kv.key, kv.mod_revision, &api_version, answer.clone());
+/// the object is not serialized a second time. The answer (as
+/// `api_version`, the scope's), if made.
+fn remember_answer(
+    encoded: &Encoded,
+    obj: &Value,
+    kv: &KeyValue,
+    scope: &Scope<'_>,
+    api_version: &str,
+) -> Option<Bytes> {
+    let answer = encoded.answer(obj, api_version, kv.mod_revision)?;
+    scope.rt.encoded.put(&kv.key, kv.mod_revision, api_version, answer.clone());
     Some(answer)
 }
 
