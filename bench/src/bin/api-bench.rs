@@ -4,8 +4,9 @@
 //! `cargo build --release -p apiserver && cargo run --release -p bench --bin api-bench`
 //! (TPR_APISERVER_BIN overrides the binary; BENCH_PHASES picks phases, and
 //! `creates-embedded` only the embedded half of `creates`;
-//! WATCHERS sets the watcher count, default 10,000; GET_TYPES the number of
-//! other types served while GETs are measured, default 0; BENCH_SECS the seconds
+//! WATCHERS sets the watcher count, default 10,000; MORE_TYPES the number of
+//! other types served while embedded creates and GETs are measured, default
+//! 0; BENCH_SECS the seconds
 //! per throughput measurement, default 3; ROUNDS the rounds of each ratio,
 //! default 3, the median reported).
 //! Prints: creates/s through the API at 64 concurrent clients against raw etcd
@@ -134,6 +135,19 @@ async fn create_tpr(client: &mut Client, target: &Target, name: &str) {
     let (code, out) =
         call(client, target.request("POST", "/apis/extensions/v1beta1/thirdpartyresources", Some(body))).await;
     assert_eq!(code, 201, "create TPR: {}", String::from_utf8_lossy(&out));
+}
+
+/// `MORE_TYPES=<n>`: n more ThirdPartyResource types served by `target`,
+/// each in a group of its own (what a server with many TPRs costs).
+async fn serve_more_types(target: &Target) {
+    let more: usize = std::env::var("MORE_TYPES").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut admin = target.connect().await;
+    for i in 0..more {
+        create_tpr(&mut admin, target, &format!("thing.g{i:05}.example.io")).await;
+    }
+    if more > 0 {
+        println!("{more} more ThirdPartyResource types served");
+    }
 }
 
 /// A client of `server`, trusting the CA in its data dir and using its admin token.
@@ -868,6 +882,7 @@ async fn main() {
     // `creates-embedded` runs only this half (quicker A/B runs).
     if run("creates") || run("creates-embedded") {
         let (embedded, etarget, _edir) = embedded_server(&bin).await;
+        serve_more_types(&etarget).await;
         for round in 1..=rounds {
             let (rate, us) = create_rate_cpu(&etarget, embedded.pid(), round).await;
             println!(
@@ -888,15 +903,7 @@ async fn main() {
             .expect("start tpr-apiserver on the embedded store");
         let etarget = target_of(&embedded, edir.path());
         create_tpr(&mut etarget.connect().await, &etarget, "mysql-db.prsn.io").await;
-        // `GET_TYPES=<n>`: n more types served, each in a group of its own.
-        let more: usize = std::env::var("GET_TYPES").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut admin = etarget.connect().await;
-        for i in 0..more {
-            create_tpr(&mut admin, &etarget, &format!("thing.g{i:05}.example.io")).await;
-        }
-        if more > 0 {
-            println!("GET with {more} more ThirdPartyResource types served");
-        }
+        serve_more_types(&etarget).await;
         let any = get_rate(&etarget, "?resourceVersion=0").await;
         println!("GET one object, embedded, resourceVersion=0: {any:.0}/s");
         // The floor: the same bytes from a bare hyper + rustls server in a process of its own.

@@ -7,13 +7,16 @@
 //!   (etcd's key index is the model): which row a read at a revision needs.
 //! - [`writer`]: one thread owns the write connection and groups every write
 //!   waiting in its queue into one durable commit (group commit).
+//! - [`hub`]: the writer's committed batches, sent to the watches of the
+//!   prefixes they touch.
 //! - [`watch`]: watchers catch up from the history on disk, then follow the
-//!   writer's broadcast of committed events.
+//!   hub's batches of their prefix.
 //!
 //! SQLite was measured against redb and fjall for this workload
 //! (`bench/engine-compare`): it had the best durable commit rate with one
 //! writer and with batched writers, and fast prefix scans.
 
+mod hub;
 mod index;
 mod schema;
 mod watch;
@@ -27,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rusqlite::Connection;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{with_deadline, Result, StorageError};
 use crate::keys::KeySpace;
@@ -69,7 +72,7 @@ pub(crate) struct Shared {
     revision: AtomicI64,
     /// History below this revision is gone.
     compacted: AtomicI64,
-    hub: broadcast::Sender<Arc<Committed>>,
+    hub: hub::Hub,
     /// Every key's revisions, the writer's uncommitted ones included.
     index: RwLock<index::KeyIndex>,
     readers: Mutex<Vec<Connection>>,
@@ -150,9 +153,6 @@ pub struct EmbeddedStore {
 
 /// How many writes may wait for the writer thread.
 const WRITE_QUEUE: usize = 8192;
-/// How many committed batches a lagging watcher may miss before it re-reads
-/// the history from disk.
-const HUB_CAPACITY: usize = 1024;
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in `cfg.dir`.
@@ -163,12 +163,11 @@ impl EmbeddedStore {
         let conn = schema::open_writer(&path)?;
         let (revision, compacted) = schema::read_meta(&conn)?;
         let index = schema::load_index(&conn)?;
-        let (hub, _) = broadcast::channel(HUB_CAPACITY);
         let shared = Arc::new(Shared {
             path,
             revision: AtomicI64::new(revision),
             compacted: AtomicI64::new(compacted),
-            hub,
+            hub: hub::Hub::default(),
             index: RwLock::new(index),
             readers: Mutex::new(Vec::new()),
             runtime: tokio::runtime::Handle::try_current().ok(),

@@ -7,9 +7,11 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast::error::RecvError;
+use std::sync::atomic::Ordering;
 
-use super::{schema, Shared};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use super::{schema, Committed, Shared};
 use crate::error::{Result, StorageError};
 use crate::store::WatchSender;
 use crate::types::{Event, Revision, WatchMessage};
@@ -27,7 +29,7 @@ pub(crate) async fn run(shared: Arc<Shared>, prefix: String, after: Revision, se
 /// Returns `Ok` when the receiver went away.
 async fn follow(shared: &Arc<Shared>, prefix: &str, mut after: Revision, sender: &WatchSender) -> Result<()> {
     loop {
-        let mut live = shared.hub.subscribe();
+        let mut live = shared.hub.subscribe(prefix);
         // Everything up to `floor` under the prefix has been delivered.
         let mut floor;
         loop {
@@ -46,20 +48,36 @@ async fn follow(shared: &Arc<Shared>, prefix: &str, mut after: Revision, sender:
             tokio::select! {
                 _ = sender.tx.closed() => return Ok(()),
                 _ = sender.progress.notified() => {
+                    // The writer publishes a batch before its revision, so
+                    // every batch of this prefix up to `published` is in the
+                    // channel: once they are delivered, so is everything up to it.
+                    let published = shared.revision.load(Ordering::Acquire);
+                    let lagged = loop {
+                        match live.try_recv() {
+                            Ok(batch) => {
+                                if !deliver(&batch, prefix, &mut floor, sender).await {
+                                    return Ok(());
+                                }
+                            }
+                            Err(TryRecvError::Empty) => break false,
+                            Err(TryRecvError::Lagged(_)) => break true,
+                            Err(TryRecvError::Closed) => return Err(closed()),
+                        }
+                    };
+                    if lagged {
+                        // Answered once the history is read again.
+                        sender.progress.notify_one();
+                        after = floor;
+                        break;
+                    }
+                    floor = floor.max(published);
                     if sender.tx.send(Ok(WatchMessage::Progress(floor))).await.is_err() {
                         return Ok(());
                     }
                 }
                 got = live.recv() => match got {
                     Ok(batch) => {
-                        let events: Vec<Event> = batch
-                            .events
-                            .iter()
-                            .filter(|e| e.revision() > floor && e.key().starts_with(prefix))
-                            .cloned()
-                            .collect();
-                        floor = floor.max(batch.revision);
-                        if !events.is_empty() && sender.tx.send(Ok(WatchMessage::Events(events))).await.is_err() {
+                        if !deliver(&batch, prefix, &mut floor, sender).await {
                             return Ok(());
                         }
                     }
@@ -67,9 +85,22 @@ async fn follow(shared: &Arc<Shared>, prefix: &str, mut after: Revision, sender:
                         after = floor;
                         break;
                     }
-                    Err(RecvError::Closed) => return Err(StorageError::Unavailable("the store was closed".into())),
+                    Err(RecvError::Closed) => return Err(closed()),
                 },
             }
         }
     }
+}
+
+/// Sends the events of `batch` under `prefix` after `floor` to the watch,
+/// and raises `floor` to the batch's revision. False when the receiver went away.
+async fn deliver(batch: &Committed, prefix: &str, floor: &mut Revision, sender: &WatchSender) -> bool {
+    let events: Vec<Event> =
+        batch.events.iter().filter(|e| e.revision() > *floor && e.key().starts_with(prefix)).cloned().collect();
+    *floor = (*floor).max(batch.revision);
+    events.is_empty() || sender.tx.send(Ok(WatchMessage::Events(events))).await.is_ok()
+}
+
+fn closed() -> StorageError {
+    StorageError::Unavailable("the store was closed".into())
 }

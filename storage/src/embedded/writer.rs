@@ -113,11 +113,12 @@ fn commit(conn: &mut Connection, batch: &mut Vec<WriteOp>, shared: &Shared) {
                 index.forget(&rows);
                 shared.compacted.store(target, Ordering::Release);
             }
-            shared.revision.store(revision, Ordering::Release);
             if !events.is_empty() {
-                // No receiver (no watcher) is fine.
-                let _ = shared.hub.send(Arc::new(Committed { revision, events }));
+                // Before the revision: a watch that reads the revision, then
+                // drains its channel, has every event up to it.
+                shared.hub.publish(Committed { revision, events });
             }
+            shared.revision.store(revision, Ordering::Release);
             answer(outcomes, shared);
         }
         Err(e) => {
