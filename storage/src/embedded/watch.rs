@@ -1,13 +1,14 @@
 //! Watches on the embedded store.
 //!
-//! A watch subscribes to the writer's broadcast first, then catches up from
-//! the history on disk, then follows the broadcast, skipping what it already
-//! delivered. A watch that falls behind the broadcast re-reads the history
-//! from its last revision, so it never skips an event.
-
-use std::sync::Arc;
+//! A watch subscribes to its prefix's channel of the hub first, then catches
+//! up from the history on disk, then follows the channel, skipping what it
+//! already delivered. A watch that falls behind the channel re-reads the
+//! history from its last revision, so it never skips an event. Asked for
+//! progress, it takes in what its channel holds up to the store's revision,
+//! then reports that revision.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
